@@ -1,0 +1,84 @@
+// One lint configuration for every package. Besides type-aware rules, it
+// enforces the architecture: imports run apps → client → protocol → crypto and
+// server → protocol (codecs) → crypto; only the crypto provider's Node
+// implementation touches node:*; nothing but apps and tests imports the server.
+import { builtinModules } from 'node:module';
+
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = builtinModules.filter((name) => !name.startsWith('_'));
+const noNode = {
+  group: ['node:*', ...nodeBuiltins, ...nodeBuiltins.map((name) => `${name}/*`)],
+  message: 'crypto and protocol stay pure: reach the platform only through a CryptoProvider.',
+};
+const layer = (forbidden, why) => ({
+  group: forbidden.flatMap((name) => [`@parley/${name}`, `@parley/${name}/*`]),
+  message: why,
+});
+const restrict = (...patterns) => ['error', { patterns }];
+const tests = ['**/*.test.ts', 'testing/**', 'bench/**'];
+
+export default tseslint.config(
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/coverage/**'] },
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/require-await': 'off', // provider methods are async by contract
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      '@typescript-eslint/no-non-null-assertion': 'off', // tests index fixed-size arrays
+      '@typescript-eslint/consistent-type-imports': 'error',
+      eqeqeq: 'error',
+      'no-console': 'error',
+    },
+  },
+  {
+    files: ['eslint.config.js'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ['packages/crypto/src/**/*.ts'],
+    ignores: ['packages/crypto/src/node/**', ...tests],
+    rules: {
+      'no-restricted-imports': restrict(
+        noNode,
+        layer(['protocol', 'client', 'server'], 'crypto is the bottom layer: it imports no other Parley package.'),
+      ),
+    },
+  },
+  {
+    files: ['packages/crypto/src/web/**/*.ts'],
+    rules: {
+      'no-restricted-imports': restrict(noNode, { group: ['**/node/**'], message: 'the browser provider may not load the Node one.' }),
+    },
+  },
+  {
+    files: ['packages/protocol/src/**/*.ts'],
+    ignores: tests,
+    rules: {
+      'no-restricted-imports': restrict(
+        noNode,
+        layer(['client', 'server'], 'protocol imports only crypto.'),
+        { group: ['@parley/crypto/node', '@parley/crypto/web'], message: 'protocol takes a CryptoProvider; it never picks one.' },
+      ),
+    },
+  },
+  {
+    files: ['packages/client/src/**/*.ts'],
+    ignores: tests,
+    rules: { 'no-restricted-imports': restrict(layer(['server'], 'only apps and tests import the server.')) },
+  },
+  {
+    files: ['packages/server/src/**/*.ts'],
+    ignores: tests,
+    rules: { 'no-restricted-imports': restrict(layer(['client'], 'the server never imports the client.')) },
+  },
+  {
+    files: ['**/*.test.ts', 'testing/**', 'bench/**'],
+    rules: { 'no-console': 'off' },
+  },
+);

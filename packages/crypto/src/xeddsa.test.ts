@@ -1,0 +1,56 @@
+/**
+ * XEdDSA on every provider: round trips, cross-provider verification, and
+ * rejection of every single-bit change to a signature (SECURITY-TESTS row 9).
+ */
+import { describe, expect, it } from 'vitest';
+
+import { providerCases } from '../../../testing/providers.js';
+import { xeddsaSign, xeddsaVerify } from './index.js';
+
+const message = new TextEncoder().encode('a signed prekey, say');
+
+for (const { label, make } of providerCases) {
+  describe(`XEdDSA: ${label}`, () => {
+    const provider = make();
+    const others = providerCases.map((c) => c.make());
+
+    it('verifies its own signatures on every provider, and only for the signed message and key', async () => {
+      const { privateKey, publicKey } = await provider.x25519GenerateKeyPair();
+      const signature = await xeddsaSign(provider, privateKey, message);
+      expect(signature.length).toBe(64);
+      for (const other of others) expect(await xeddsaVerify(other, publicKey, message, signature)).toBe(true);
+      const stranger = await provider.x25519GenerateKeyPair();
+      expect(await xeddsaVerify(provider, stranger.publicKey, message, signature)).toBe(false);
+      expect(await xeddsaVerify(provider, publicKey, message.subarray(1), signature)).toBe(false);
+    });
+
+    it('signs with fresh randomness each time (XEdDSA nonces are randomized)', async () => {
+      const { privateKey } = await provider.x25519GenerateKeyPair();
+      const a = await xeddsaSign(provider, privateKey, message);
+      const b = await xeddsaSign(provider, privateKey, message);
+      expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false);
+    });
+
+    it('rejects every bit flip of a signature', async () => {
+      const { privateKey, publicKey } = await provider.x25519GenerateKeyPair();
+      const signature = await xeddsaSign(provider, privateKey, message);
+      const accepted: number[] = [];
+      for (let bit = 0; bit < 512; bit++) {
+        const flipped = signature.slice();
+        flipped[bit >> 3]! ^= 1 << (bit & 7);
+        if (await xeddsaVerify(provider, publicKey, message, flipped)) accepted.push(bit);
+      }
+      expect(accepted).toEqual([]);
+    });
+
+    it('returns false, never throws, for malformed keys and signatures', async () => {
+      const { publicKey } = await provider.x25519GenerateKeyPair();
+      expect(await xeddsaVerify(provider, publicKey, message, new Uint8Array(63))).toBe(false);
+      expect(await xeddsaVerify(provider, publicKey.subarray(1), message, new Uint8Array(64))).toBe(false);
+      const minusOne = new Uint8Array(32).fill(0xff);
+      minusOne[0] = 0xec;
+      minusOne[31] = 0x7f; // u = p − 1 has no Edwards equivalent
+      expect(await xeddsaVerify(provider, minusOne, message, new Uint8Array(64))).toBe(false);
+    });
+  });
+}

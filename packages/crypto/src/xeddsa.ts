@@ -1,0 +1,90 @@
+/**
+ * XEdDSA over Curve25519 ("The XEdDSA and VXEdDSA Signature Schemes", Signal, 2016),
+ * in the form libsignal uses: the Edwards public key's sign bit travels in the
+ * top bit of the signature's last byte instead of the private key being negated.
+ *
+ * Group arithmetic comes from `@noble/curves`; hashing and verification come
+ * from the provider, so verification runs on native Ed25519 where there is one.
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
+
+import { checkBytes, concatBytes, wipe } from './bytes.js';
+import { SIGNATURE_LENGTH, X25519_KEY_LENGTH } from './curve25519.js';
+import type { CryptoProvider } from './provider.js';
+import { readBytes, type BytesLike } from './secret.js';
+
+const Point = ed25519.Point;
+const Fp = Point.Fp;
+const Fn = Point.Fn;
+const P = Fp.ORDER;
+
+/** hash_1 prefix of XEdDSA §2.5: the 32-byte little-endian encoding of 2^256 − 2. */
+const HASH1_PREFIX = new Uint8Array(32).fill(0xff);
+HASH1_PREFIX[0] = 0xfe;
+
+/**
+ * Signs `message` with a Curve25519 private key (XEdDSA §4, `xeddsa_sign`).
+ * The 64 bytes of nonce randomness `Z` come from the provider.
+ */
+export async function xeddsaSign(
+  provider: CryptoProvider,
+  privateKey: BytesLike,
+  message: Uint8Array,
+): Promise<Uint8Array> {
+  const k = readBytes(privateKey, 'privateKey', X25519_KEY_LENGTH);
+  checkBytes(message, 'message');
+  // calculate_key_pair(k): the scalar is the (clamped) Montgomery secret itself.
+  const a = Fn.create(bytesToNumberLE(k));
+  const A = Point.BASE.multiply(a).toBytes();
+  const signBit = (A[31] as number) & 0x80;
+
+  const Z = provider.randomBytes(64);
+  const nonceInput = concatBytes(HASH1_PREFIX, k, message, Z);
+  const rHash = await provider.sha512(nonceInput);
+  const r = Fn.create(bytesToNumberLE(rHash));
+  const R = Point.BASE.multiply(r).toBytes();
+  const h = Fn.create(bytesToNumberLE(await provider.sha512(concatBytes(R, A, message))));
+  const s = Fn.add(r, Fn.mul(h, a));
+  wipe(Z, nonceInput, rHash);
+
+  const signature = concatBytes(R, numberToBytesLE(s, 32));
+  signature[63] = ((signature[63] as number) & 0x7f) | signBit;
+  return signature;
+}
+
+/**
+ * Verifies an XEdDSA signature (XEdDSA §4, `xeddsa_verify`) against a raw
+ * 32-byte Curve25519 public key. Returns false, never throws, for any
+ * malformed key or signature.
+ */
+export async function xeddsaVerify(
+  provider: CryptoProvider,
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  checkBytes(publicKey, 'publicKey');
+  checkBytes(message, 'message');
+  checkBytes(signature, 'signature');
+  if (publicKey.length !== X25519_KEY_LENGTH || signature.length !== SIGNATURE_LENGTH) return false;
+  const edwardsKey = montgomeryToEdwards(publicKey, (signature[63] as number) >> 7);
+  if (edwardsKey === undefined) return false;
+  const ed25519Signature = signature.slice();
+  ed25519Signature[63] = (ed25519Signature[63] as number) & 0x7f;
+  return provider.ed25519Verify(edwardsKey, message, ed25519Signature);
+}
+
+/**
+ * The compressed Edwards point birationally equivalent to Montgomery `u`
+ * (RFC 7748 §4.1: y = (u − 1) / (u + 1)), with the given sign bit.
+ * As in XEdDSA's `u_to_y`, the top bit of `u` is ignored. Undefined for u = −1.
+ */
+function montgomeryToEdwards(u: Uint8Array, signBit: number): Uint8Array | undefined {
+  const uValue = Fp.create(bytesToNumberLE(u) & ((1n << 255n) - 1n));
+  if (uValue === P - 1n) return undefined;
+  const y = Fp.mul(Fp.sub(uValue, 1n), Fp.inv(Fp.add(uValue, 1n)));
+  const encoded = numberToBytesLE(y, 32);
+  encoded[31] = (encoded[31] as number) | (signBit << 7);
+  return encoded;
+}
