@@ -6,16 +6,16 @@ import { builtinModules } from 'node:module';
 
 import tseslint from 'typescript-eslint';
 
-const nodeBuiltins = builtinModules.filter((name) => !name.startsWith('_'));
-const noNode = {
-  group: ['node:*', ...nodeBuiltins, ...nodeBuiltins.map((name) => `${name}/*`)],
-  message: 'crypto and protocol stay pure: reach the platform only through a CryptoProvider.',
-};
+const pure = 'crypto and protocol stay pure: reach the platform only through a CryptoProvider.';
+// Bare builtins ('crypto', 'fs/promises') are exact paths: as patterns, 'crypto' would also match '@parley/crypto'.
+const nodeBuiltinPaths = builtinModules.filter((name) => !name.startsWith('_')).map((name) => ({ name, message: pure }));
+const noNode = { group: ['node:*'], message: pure };
 const layer = (forbidden, why) => ({
   group: forbidden.flatMap((name) => [`@parley/${name}`, `@parley/${name}/*`]),
   message: why,
 });
 const restrict = (...patterns) => ['error', { patterns }];
+const restrictWithoutNode = (...patterns) => ['error', { paths: nodeBuiltinPaths, patterns: [noNode, ...patterns] }];
 const tests = ['**/*.test.ts', 'testing/**', 'bench/**'];
 
 export default tseslint.config(
@@ -44,8 +44,7 @@ export default tseslint.config(
     files: ['packages/crypto/src/**/*.ts'],
     ignores: ['packages/crypto/src/node/**', ...tests],
     rules: {
-      'no-restricted-imports': restrict(
-        noNode,
+      'no-restricted-imports': restrictWithoutNode(
         layer(['protocol', 'client', 'server'], 'crypto is the bottom layer: it imports no other Parley package.'),
       ),
     },
@@ -53,15 +52,14 @@ export default tseslint.config(
   {
     files: ['packages/crypto/src/web/**/*.ts'],
     rules: {
-      'no-restricted-imports': restrict(noNode, { group: ['**/node/**'], message: 'the browser provider may not load the Node one.' }),
+      'no-restricted-imports': restrictWithoutNode({ group: ['**/node/**'], message: 'the browser provider may not load the Node one.' }),
     },
   },
   {
     files: ['packages/protocol/src/**/*.ts'],
     ignores: tests,
     rules: {
-      'no-restricted-imports': restrict(
-        noNode,
+      'no-restricted-imports': restrictWithoutNode(
         layer(['client', 'server'], 'protocol imports only crypto.'),
         { group: ['@parley/crypto/node', '@parley/crypto/web'], message: 'protocol takes a CryptoProvider; it never picks one.' },
       ),

@@ -1,0 +1,197 @@
+/**
+ * The small part of Protocol Buffers (proto2 wire format) that Signal's
+ * messages use: unsigned varints (wire type 0) and length-delimited bytes
+ * (wire type 2). Writers emit fields in the order called, which callers keep
+ * in tag order as prost does. The reader walks untrusted bytes and throws only
+ * `ProtocolError('INVALID_ENCODING')`; unknown fields are skipped, as proto2 requires.
+ */
+import { ProtocolError } from '../errors.js';
+
+const WIRE_VARINT = 0;
+const WIRE_I64 = 1;
+const WIRE_BYTES = 2;
+const WIRE_I32 = 5;
+const MAX_U32 = 0xffff_ffff;
+
+function invalid(message: string): ProtocolError {
+  return new ProtocolError('INVALID_ENCODING', message);
+}
+
+/** Builds a message field by field. */
+export class ProtoWriter {
+  #chunks: number[] = [];
+  #parts: Uint8Array[] = [];
+  #length = 0;
+
+  #flush(): void {
+    if (this.#chunks.length > 0) {
+      const bytes = Uint8Array.from(this.#chunks);
+      this.#parts.push(bytes);
+      this.#length += bytes.length;
+      this.#chunks = [];
+    }
+  }
+
+  #varint(value: number): void {
+    let v = value;
+    while (v > 0x7f) {
+      this.#chunks.push((v & 0x7f) | 0x80);
+      v = Math.floor(v / 128);
+    }
+    this.#chunks.push(v);
+  }
+
+  /** A uint32 field. */
+  uint32(field: number, value: number): this {
+    if (!Number.isInteger(value) || value < 0 || value > MAX_U32) throw new RangeError(`field ${field} must be a uint32`);
+    this.#varint((field << 3) | WIRE_VARINT);
+    this.#varint(value);
+    return this;
+  }
+
+  /** A uint64 field holding a safe integer (timestamps in milliseconds). */
+  uint64(field: number, value: number): this {
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`field ${field} must be a safe unsigned integer`);
+    this.#varint((field << 3) | WIRE_VARINT);
+    this.#varint(value);
+    return this;
+  }
+
+  /** A bytes field. */
+  bytes(field: number, value: Uint8Array): this {
+    this.#varint((field << 3) | WIRE_BYTES);
+    this.#varint(value.length);
+    this.#flush();
+    this.#parts.push(value);
+    this.#length += value.length;
+    return this;
+  }
+
+  /** The encoded message, optionally after a prefix (a version byte, say). */
+  finish(prefix?: Uint8Array, extraCapacity = 0): Uint8Array {
+    this.#flush();
+    const out = new Uint8Array((prefix?.length ?? 0) + this.#length + extraCapacity);
+    let offset = 0;
+    if (prefix !== undefined) {
+      out.set(prefix, 0);
+      offset = prefix.length;
+    }
+    for (const part of this.#parts) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
+  }
+}
+
+/** A decoded field: a number for varints, a view of the input for bytes. */
+export type ProtoValue = number | Uint8Array;
+
+/**
+ * Decodes every field of `bytes` into a map from field number to its last
+ * value (proto2's rule for a non-repeated field seen twice).
+ */
+export function readProto(bytes: Uint8Array): Map<number, ProtoValue> {
+  const fields = new Map<number, ProtoValue>();
+  for (const [field, value] of readProtoFields(bytes)) fields.set(field, value);
+  return fields;
+}
+
+/** Every bytes value of a repeated field, in order. */
+export function repeatedBytes(bytes: Uint8Array, field: number, name: string): Uint8Array[] {
+  const values: Uint8Array[] = [];
+  for (const [number, value] of readProtoFields(bytes)) {
+    if (number !== field) continue;
+    if (!(value instanceof Uint8Array)) throw invalid(`${name} is not bytes`);
+    values.push(value);
+  }
+  return values;
+}
+
+/** Decodes every field of `bytes`, in order, as [field number, value] pairs. */
+export function readProtoFields(bytes: Uint8Array): [number, ProtoValue][] {
+  const fields: [number, ProtoValue][] = [];
+  let offset = 0;
+
+  const varint = (): number => {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (offset >= bytes.length) throw invalid('truncated varint');
+      const byte = bytes[offset++] as number;
+      result += (byte & 0x7f) * scale;
+      if ((byte & 0x80) === 0) {
+        if (result > Number.MAX_SAFE_INTEGER) throw invalid('varint out of range');
+        return result;
+      }
+      scale *= 128;
+    }
+    throw invalid('varint longer than 10 bytes');
+  };
+
+  while (offset < bytes.length) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    const wireType = key % 8;
+    if (field === 0) throw invalid('field number 0');
+    switch (wireType) {
+      case WIRE_VARINT:
+        fields.push([field, varint()]);
+        break;
+      case WIRE_BYTES: {
+        const length = varint();
+        if (length > bytes.length - offset) throw invalid('length-delimited field runs past the end');
+        fields.push([field, bytes.subarray(offset, offset + length)]);
+        offset += length;
+        break;
+      }
+      case WIRE_I64:
+      case WIRE_I32: {
+        const width = wireType === WIRE_I64 ? 8 : 4;
+        if (width > bytes.length - offset) throw invalid('fixed-width field runs past the end');
+        offset += width;
+        break;
+      }
+      default:
+        throw invalid(`unsupported wire type ${wireType}`);
+    }
+  }
+  return fields;
+}
+
+/** Reads an optional uint32 field. */
+export function optionalUint32(fields: Map<number, ProtoValue>, field: number, name: string): number | undefined {
+  const value = fields.get(field);
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || value > MAX_U32) throw invalid(`${name} is not a uint32`);
+  return value;
+}
+
+/** Reads a required uint64 field that must be a safe integer. */
+export function requiredUint64(fields: Map<number, ProtoValue>, field: number, name: string): number {
+  const value = fields.get(field);
+  if (typeof value !== 'number') throw invalid(`${name} is missing or not an integer`);
+  return value;
+}
+
+/** Reads a required uint32 field. */
+export function requiredUint32(fields: Map<number, ProtoValue>, field: number, name: string): number {
+  const value = optionalUint32(fields, field, name);
+  if (value === undefined) throw invalid(`${name} is missing`);
+  return value;
+}
+
+/** Reads an optional bytes field. */
+export function optionalBytes(fields: Map<number, ProtoValue>, field: number, name: string): Uint8Array | undefined {
+  const value = fields.get(field);
+  if (value === undefined) return undefined;
+  if (!(value instanceof Uint8Array)) throw invalid(`${name} is not bytes`);
+  return value;
+}
+
+/** Reads a required bytes field. */
+export function requiredBytes(fields: Map<number, ProtoValue>, field: number, name: string): Uint8Array {
+  const value = optionalBytes(fields, field, name);
+  if (value === undefined) throw invalid(`${name} is missing`);
+  return value;
+}

@@ -1,0 +1,52 @@
+/**
+ * `@parley/protocol`: the Signal protocol for one-to-one sessions — PQXDH and
+ * the Double Ratchet — byte-compatible with libsignal. Pure: it does no I/O,
+ * reads no clock and draws randomness only from the CryptoProvider it is given.
+ */
+export { addressKey, type ProtocolAddress } from './address.js';
+export {
+  CURRENT_VERSION,
+  decodePreKeySignalMessage,
+  decodeSignalMessage,
+  MessageType,
+  type PreKeySignalMessage,
+  type SignalMessage,
+} from './codec/messages.js';
+export { isProtocolError, ProtocolError, type ProtocolErrorCode, type ProtocolErrorDetails } from './errors.js';
+export {
+  generateIdentityKeyPair,
+  generateKyberPreKey,
+  generatePreKeys,
+  generateRegistrationId,
+  generateSignedPreKey,
+  type IdentityKeyPair,
+  type KyberPreKeyRecord,
+  type PreKeyBundle,
+  type PreKeyRecord,
+  type SignedPreKeyRecord,
+} from './keys.js';
+export * as limits from './limits.js';
+export { processPreKeyBundle } from './sessionBuilder.js';
+export {
+  decryptMessage,
+  decryptPreKeySignalMessage,
+  decryptSignalMessage,
+  encryptMessage,
+  MAX_UNACKNOWLEDGED_SESSION_AGE_MS,
+  type CiphertextMessage,
+} from './sessionCipher.js';
+export { EMPTY_RECORD, type SessionRecord } from './sessionRecord.js';
+export { skippedKeyCount, type SessionState } from './sessionState.js';
+export {
+  InMemoryIdentityKeyStore,
+  InMemoryPreKeyStore,
+  InMemorySessionStore,
+  inMemoryStores,
+  type Direction,
+  type IdentityKeyStore,
+  type KyberPreKeyStore,
+  type PreKeyStore,
+  type ProtocolStores,
+  type SessionStore,
+  type SignedPreKeyStore,
+} from './stores.js';

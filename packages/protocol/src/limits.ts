@@ -1,0 +1,44 @@
+/**
+ * Every limit of the protocol layer, with the reason for its value. These
+ * match libsignal's (rust/protocol/src/consts.rs) so that the two
+ * implementations accept and refuse the same traffic.
+ */
+
+/**
+ * How far ahead of a chain's next index a message counter may be. Deriving
+ * keys for a gap costs two HMACs per skipped message, so an attacker who could
+ * name any counter could make us do 2^32 of them; 25,000 covers a phone
+ * offline for a long time while capping the work at a few milliseconds.
+ */
+export const MAX_FORWARD_JUMPS = 25_000;
+
+/**
+ * Skipped message keys kept per receiving chain (oldest dropped first). Each
+ * one is a key that can still decrypt; keeping fewer bounds the memory and the
+ * forward-secrecy exposure of a session, keeping enough covers reordering.
+ */
+export const MAX_MESSAGE_KEYS = 2_000;
+
+/** Receiving chains kept per session: enough for messages still in flight across a few DH ratchet steps. */
+export const MAX_RECEIVER_CHAINS = 5;
+
+/**
+ * Previous (archived) session states kept per address, so that messages sent
+ * on a session the peer has since replaced still decrypt.
+ */
+export const ARCHIVED_STATES_MAX_LENGTH = 40;
+
+/**
+ * Skipped keys stored per session across all its chains: MAX_MESSAGE_KEYS for
+ * each of MAX_RECEIVER_CHAINS chains.
+ */
+export const MAX_SKIPPED_KEYS_PER_SESSION = MAX_MESSAGE_KEYS * MAX_RECEIVER_CHAINS;
+
+/**
+ * Largest ciphertext message accepted for decoding. A Parley message is at most
+ * a few MiB of padded plaintext; anything larger is refused before parsing.
+ */
+export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/** Safety-number hashing rounds, as in Signal's apps. */
+export const FINGERPRINT_ITERATIONS = 5_200;

@@ -1,0 +1,35 @@
+/**
+ * The root chain (Double Ratchet §3.3 KDF_RK, libsignal `RootKey::create_chain`):
+ *
+ *   RK' ‖ CK = HKDF-SHA256(salt = RK, ikm = DH(our ratchet private, their ratchet public), info = "WhisperRatchet", 64)
+ */
+import { SecretBytes, type CryptoProvider } from '@parley/crypto';
+
+import type { ChainKey } from './chainKey.js';
+import { agree } from './dh.js';
+
+const RATCHET_INFO = new TextEncoder().encode('WhisperRatchet');
+
+export interface RootStep {
+  readonly rootKey: SecretBytes;
+  readonly chainKey: ChainKey;
+}
+
+/** One step of the root chain with a fresh DH output. */
+export async function createChain(
+  provider: CryptoProvider,
+  rootKey: SecretBytes,
+  theirRatchetKey: Uint8Array,
+  ourRatchetPrivateKey: SecretBytes,
+): Promise<RootStep> {
+  const shared = await agree(provider, ourRatchetPrivateKey, theirRatchetKey, 'ratchet key');
+  const okm = await provider.hkdfSha256(shared, rootKey.expose(), RATCHET_INFO, 64);
+  shared.wipe();
+  const bytes = okm.expose();
+  const step = {
+    rootKey: new SecretBytes(bytes.slice(0, 32)),
+    chainKey: { key: new SecretBytes(bytes.slice(32, 64)), index: 0 },
+  };
+  okm.wipe();
+  return step;
+}

@@ -1,0 +1,73 @@
+/**
+ * Starting a session from a prekey bundle (Alice's side of PQXDH; libsignal
+ * `process_prekey_bundle`). Both prekey signatures are checked against the
+ * bundle's identity key before any secret is computed, and a changed identity
+ * key for a known address stops here with UNTRUSTED_IDENTITY.
+ */
+import { xeddsaVerify, type CryptoProvider } from '@parley/crypto';
+
+import { addressKey, type ProtocolAddress } from './address.js';
+import { ProtocolError } from './errors.js';
+import { decodePublicKey, type PreKeyBundle } from './keys.js';
+import { initializeAliceSession } from './pqxdh.js';
+import { EMPTY_RECORD, promoteState } from './sessionRecord.js';
+import type { ProtocolStores } from './stores.js';
+
+/**
+ * Verifies `bundle` and makes a new session with its device the current one.
+ * @param now the caller's clock (ms since the epoch), recorded to expire unanswered sessions.
+ */
+export async function processPreKeyBundle(
+  provider: CryptoProvider,
+  stores: ProtocolStores,
+  address: ProtocolAddress,
+  bundle: PreKeyBundle,
+  now: number,
+): Promise<void> {
+  const identityKey = decodePublicKey(bundle.identityKey, 'identity key');
+  if (!(await stores.identities.isTrustedIdentity(address, bundle.identityKey, 'sending'))) {
+    throw new ProtocolError('UNTRUSTED_IDENTITY', `the identity key of ${addressKey(address)} has changed`, {
+      address: addressKey(address),
+      identityKey: bundle.identityKey.slice(),
+    });
+  }
+  const signedPreKey = decodePublicKey(bundle.signedPreKey, 'signed prekey');
+  if (!(await xeddsaVerify(provider, identityKey, bundle.signedPreKey, bundle.signedPreKeySignature))) {
+    throw new ProtocolError('INVALID_SIGNATURE', 'the signed prekey signature does not verify');
+  }
+  if (!(await xeddsaVerify(provider, identityKey, bundle.kyberPreKey, bundle.kyberPreKeySignature))) {
+    throw new ProtocolError('INVALID_SIGNATURE', 'the Kyber prekey signature does not verify');
+  }
+  const oneTimePreKey = bundle.preKey === undefined ? undefined : decodePublicKey(bundle.preKey, 'one-time prekey');
+
+  const ourIdentity = await stores.identities.getIdentityKeyPair();
+  const ourBaseKey = await provider.x25519GenerateKeyPair();
+  const { state, kyberCiphertext } = await initializeAliceSession(
+    provider,
+    {
+      ourIdentity,
+      ourBaseKey,
+      theirIdentityKey: identityKey,
+      theirSignedPreKey: signedPreKey,
+      theirOneTimePreKey: oneTimePreKey,
+      theirKyberPreKey: bundle.kyberPreKey,
+    },
+    { local: ourIdentity.publicKey, remote: bundle.identityKey },
+  );
+  const session = {
+    ...state,
+    localRegistrationId: await stores.identities.getLocalRegistrationId(),
+    remoteRegistrationId: bundle.registrationId,
+    pendingPreKey: {
+      preKeyId: bundle.preKeyId,
+      signedPreKeyId: bundle.signedPreKeyId,
+      kyberPreKeyId: bundle.kyberPreKeyId,
+      kyberCiphertext,
+      baseKey: ourBaseKey.publicKey,
+      timestamp: now,
+    },
+  };
+  const record = (await stores.sessions.loadSession(address)) ?? EMPTY_RECORD;
+  await stores.identities.saveIdentity(address, bundle.identityKey);
+  await stores.sessions.storeSession(address, promoteState(record, session));
+}
