@@ -19,12 +19,12 @@ const Fp = Point.Fp;
 const Fn = Point.Fn;
 const P = Fp.ORDER;
 
-/** hash_1 prefix of XEdDSA §2.5: the 32-byte little-endian encoding of 2^256 − 2. */
+/** hash_1 prefix of XEdDSA §2.5 (hash_i): the 32-byte little-endian encoding of 2^256 − 2. */
 const HASH1_PREFIX = new Uint8Array(32).fill(0xff);
 HASH1_PREFIX[0] = 0xfe;
 
 /**
- * Signs `message` with a Curve25519 private key (XEdDSA §4, `xeddsa_sign`).
+ * Signs `message` with a Curve25519 private key (XEdDSA §3.3, `xeddsa_sign`).
  * The 64 bytes of nonce randomness `Z` come from the provider.
  */
 export async function xeddsaSign(
@@ -54,7 +54,7 @@ export async function xeddsaSign(
 }
 
 /**
- * Verifies an XEdDSA signature (XEdDSA §4, `xeddsa_verify`) against a raw
+ * Verifies an XEdDSA signature (XEdDSA §3.3, `xeddsa_verify`) against a raw
  * 32-byte Curve25519 public key. Returns false, never throws, for any
  * malformed key or signature.
  */

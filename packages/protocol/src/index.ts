@@ -32,7 +32,6 @@ export {
   decryptPreKeySignalMessage,
   decryptSignalMessage,
   encryptMessage,
-  MAX_UNACKNOWLEDGED_SESSION_AGE_MS,
   type CiphertextMessage,
 } from './sessionCipher.js';
 export { EMPTY_RECORD, type SessionRecord } from './sessionRecord.js';
@@ -50,3 +49,11 @@ export {
   type SessionStore,
   type SignedPreKeyStore,
 } from './stores.js';
+export {
+  compareScannable,
+  createFingerprint,
+  SCANNABLE_FINGERPRINT_VERSION,
+  type Fingerprint,
+  type FingerprintParty,
+} from './fingerprint.js';
+export { deserializeSessionRecord, serializeSessionRecord, SESSION_RECORD_FORMAT } from './codec/sessionRecord.js';

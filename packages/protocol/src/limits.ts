@@ -1,7 +1,8 @@
 /**
- * Every limit of the protocol layer, with the reason for its value. These
- * match libsignal's (rust/protocol/src/consts.rs) so that the two
- * implementations accept and refuse the same traffic.
+ * Every limit of the protocol layer, with the reason for its value. The first
+ * four and MAX_UNACKNOWLEDGED_SESSION_AGE_MS match libsignal's
+ * (rust/protocol/src/consts.rs), so that the two implementations accept and
+ * refuse the same traffic; the rest are Parley's.
  */
 
 /**
@@ -39,6 +40,12 @@ export const MAX_SKIPPED_KEYS_PER_SESSION = MAX_MESSAGE_KEYS * MAX_RECEIVER_CHAI
  * a few MiB of padded plaintext; anything larger is refused before parsing.
  */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * How long Alice keeps resending prekey information without an answer before
+ * she gives up on the session: a bundle that old has surely been replaced.
+ */
+export const MAX_UNACKNOWLEDGED_SESSION_AGE_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** Safety-number hashing rounds, as in Signal's apps. */
 export const FINGERPRINT_ITERATIONS = 5_200;

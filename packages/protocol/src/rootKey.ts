@@ -1,5 +1,5 @@
 /**
- * The root chain (Double Ratchet §3.3 KDF_RK, libsignal `RootKey::create_chain`):
+ * The root chain (KDF_RK of the Double Ratchet specification, §5.2; libsignal `RootKey::create_chain`):
  *
  *   RK' ‖ CK = HKDF-SHA256(salt = RK, ikm = DH(our ratchet private, their ratchet public), info = "WhisperRatchet", 64)
  */

@@ -38,6 +38,9 @@ export async function processPreKeyBundle(
   if (!(await xeddsaVerify(provider, identityKey, bundle.kyberPreKey, bundle.kyberPreKeySignature))) {
     throw new ProtocolError('INVALID_SIGNATURE', 'the Kyber prekey signature does not verify');
   }
+  if ((bundle.preKey === undefined) !== (bundle.preKeyId === undefined)) {
+    throw new ProtocolError('INVALID_KEY', 'a bundle must carry both a one-time prekey and its id, or neither');
+  }
   const oneTimePreKey = bundle.preKey === undefined ? undefined : decodePublicKey(bundle.preKey, 'one-time prekey');
 
   const ourIdentity = await stores.identities.getIdentityKeyPair();

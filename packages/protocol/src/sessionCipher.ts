@@ -19,6 +19,7 @@ import {
 } from './codec/messages.js';
 import { ratchetDecrypt, ratchetEncrypt } from './doubleRatchet.js';
 import { isProtocolError, ProtocolError } from './errors.js';
+import { MAX_UNACKNOWLEDGED_SESSION_AGE_MS } from './limits.js';
 import { decodePublicKey } from './keys.js';
 import { initializeBobSession } from './pqxdh.js';
 import { EMPTY_RECORD, promoteArchived, promoteMatchingSession, promoteState, type SessionRecord } from './sessionRecord.js';
@@ -31,11 +32,6 @@ export interface CiphertextMessage {
   readonly body: Uint8Array;
 }
 
-/**
- * How long Alice keeps resending prekey information without an answer before
- * she gives up on the session (libsignal MAX_UNACKNOWLEDGED_SESSION_AGE).
- */
-export const MAX_UNACKNOWLEDGED_SESSION_AGE_MS = 30 * 24 * 60 * 60 * 1000;
 
 async function checkTrusted(stores: ProtocolStores, address: ProtocolAddress, identityKey: Uint8Array, direction: 'sending' | 'receiving'): Promise<void> {
   if (!(await stores.identities.isTrustedIdentity(address, identityKey, direction))) {
@@ -92,7 +88,7 @@ export async function encryptMessage(
 }
 
 /**
- * Tries the current session, then each archived one (Sesame §3.4). A message
+ * Tries the current session, then each archived one (as Sesame prescribes). A message
  * for an archived session promotes it back to current. For a prekey message
  * only the session it names is tried.
  */
@@ -201,7 +197,7 @@ export async function decryptPreKeySignalMessage(
 
   await stores.identities.saveIdentity(address, message.identityKey);
   if (built) {
-    await stores.kyberPreKeys.markKyberPreKeyUsed(message.kyberPreKeyId);
+    await stores.kyberPreKeys.markKyberPreKeyUsed(message.kyberPreKeyId, message.signedPreKeyId, message.baseKey);
     if (message.preKeyId !== undefined) await stores.preKeys.removePreKey(message.preKeyId);
   }
   await stores.sessions.storeSession(address, next);

@@ -1,7 +1,7 @@
 /**
  * Everything known about sessions with one remote device: the current session
  * and up to ARCHIVED_STATES_MAX_LENGTH previous ones, newest first, which
- * still decrypt messages the peer sent before it moved on (Sesame §3).
+ * still decrypt messages the peer sent before it moved on (Sesame, §2 and §3).
  * Records are immutable values.
  */
 import { constantTimeEqual } from '@parley/crypto';
@@ -17,9 +17,13 @@ export interface SessionRecord {
 
 export const EMPTY_RECORD: SessionRecord = { current: undefined, previous: [] };
 
+/** An archived state never again sends prekey information. */
+const archived = (state: SessionState): SessionState =>
+  state.pendingPreKey === undefined ? state : { ...state, pendingPreKey: undefined };
+
 /** `record` with `state` as its current session, the old current one archived. */
 export function promoteState(record: SessionRecord, state: SessionState): SessionRecord {
-  const previous = record.current === undefined ? record.previous : [record.current, ...record.previous];
+  const previous = record.current === undefined ? record.previous : [archived(record.current), ...record.previous];
   return { current: state, previous: previous.slice(0, ARCHIVED_STATES_MAX_LENGTH) };
 }
 
@@ -32,7 +36,7 @@ export function promoteArchived(record: SessionRecord, index: number, state: Ses
 /** `record` with its current session archived and none current. */
 export function archiveCurrent(record: SessionRecord): SessionRecord {
   if (record.current === undefined) return record;
-  return { current: undefined, previous: [record.current, ...record.previous].slice(0, ARCHIVED_STATES_MAX_LENGTH) };
+  return { current: undefined, previous: [archived(record.current), ...record.previous].slice(0, ARCHIVED_STATES_MAX_LENGTH) };
 }
 
 /**

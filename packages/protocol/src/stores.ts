@@ -44,8 +44,12 @@ export interface SignedPreKeyStore {
 
 export interface KyberPreKeyStore {
   loadKyberPreKey(id: number): Promise<KyberPreKeyRecord | undefined>;
-  /** Called once a message built on the key decrypted: one-time keys go, last-resort keys stay. */
-  markKyberPreKeyUsed(id: number): Promise<void>;
+  /**
+   * Called once a message built on the key decrypted: one-time keys go,
+   * last-resort keys stay. The signed prekey id and Alice's base key (raw) let a
+   * store notice a last-resort key reused with the same base key, a replay.
+   */
+  markKyberPreKeyUsed(id: number, signedPreKeyId: number, baseKey: Uint8Array): Promise<void>;
 }
 
 /** Every store one device needs. */
