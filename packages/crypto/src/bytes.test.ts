@@ -55,6 +55,21 @@ describe('SecretBytes', () => {
     expect(() => secret.equals(new Uint8Array(4))).toThrow(/wiped/);
   });
 
+  it('defers a secret until first exposed, once, and never after a wipe', () => {
+    let calls = 0;
+    const deferred = SecretBytes.deferred(2, () => (calls++, fromHex('abcd')));
+    expect(deferred.length).toBe(2);
+    expect(calls).toBe(0);
+    expect(toHex(deferred.expose())).toBe('abcd');
+    expect(toHex(deferred.expose())).toBe('abcd');
+    expect(calls).toBe(1);
+    const never = SecretBytes.deferred(2, () => (calls++, fromHex('abcd')));
+    never.wipe();
+    expect(() => never.expose()).toThrow(/wiped/);
+    expect(calls).toBe(1);
+    expect(() => SecretBytes.deferred(3, () => fromHex('abcd')).expose()).toThrow(RangeError);
+  });
+
   it('copies on copyOf and owns its bytes otherwise', () => {
     const bytes = fromHex('01');
     const copy = SecretBytes.copyOf(bytes);

@@ -8,9 +8,9 @@
  * No platform has a native Kyber or ML-KEM in Node 20 or browsers today, so
  * both providers share this module. Inputs from the network throw only `CryptoError`.
  */
-import { ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
+import { ml_kem1024, type KEMPrepared } from '@noble/post-quantum/ml-kem.js';
 
-import { checkBytes, concatBytes } from './bytes.js';
+import { checkBytes, concatBytes, toHex } from './bytes.js';
 import { CryptoError } from './errors.js';
 import {
   KYBER1024_CIPHERTEXT_LENGTH,
@@ -42,8 +42,8 @@ interface KemScheme {
   readonly secretKeyLength: number;
   readonly ciphertextLength: number;
   keygen(seed64: Uint8Array): { publicKey: Uint8Array; secretKey: Uint8Array };
-  encapsulate(publicKey: Uint8Array, random32: Uint8Array): { cipherText: Uint8Array; sharedSecret: Uint8Array };
-  decapsulate(cipherText: Uint8Array, secretKey: Uint8Array): Uint8Array;
+  encapsulate(publicKey: KEMPrepared, random32: Uint8Array): { cipherText: Uint8Array; sharedSecret: Uint8Array };
+  decapsulate(publicKey: KEMPrepared, cipherText: Uint8Array, secretKey: Uint8Array): Uint8Array;
 }
 
 const SCHEMES: Readonly<Record<KemType, KemScheme>> = {
@@ -62,10 +62,36 @@ const SCHEMES: Readonly<Record<KemType, KemScheme>> = {
     secretKeyLength: 3168,
     ciphertextLength: 1568,
     keygen: (seed) => ml_kem1024.keygen(seed),
-    encapsulate: (publicKey, random) => ml_kem1024.encapsulate(publicKey, random),
-    decapsulate: (cipherText, secretKey) => ml_kem1024.decapsulate(cipherText, secretKey),
+    encapsulate: (publicKey, random) => publicKey.encapsulate(random),
+    decapsulate: (publicKey, cipherText, secretKey) => publicKey.decapsulate(cipherText, secretKey),
   },
 };
+
+/**
+ * Both KEMs share ML-KEM-1024's public-key work (checking the key and expanding
+ * its matrix Â), which is most of an encapsulation. A prepared key holds only
+ * public data, so recently used ones are kept, keyed by their full bytes: a
+ * last-resort Kyber prekey is used by every sender that finds no one-time key.
+ */
+const PREPARED_CACHE_SIZE = 16;
+const preparedKeys = new Map<string, KEMPrepared>();
+
+function prepared(publicKey: Uint8Array): KEMPrepared {
+  const id = toHex(publicKey);
+  let key = preparedKeys.get(id);
+  if (key === undefined) {
+    key = ml_kem1024.prepare(publicKey);
+    if (preparedKeys.size >= PREPARED_CACHE_SIZE) preparedKeys.delete(preparedKeys.keys().next().value as string);
+  } else {
+    preparedKeys.delete(id);
+  }
+  preparedKeys.set(id, key);
+  return key;
+}
+
+/** Where the encapsulation key sits inside an ML-KEM-1024 decapsulation key: dk_pke (1536 B) ‖ ek ‖ H(ek) ‖ z. */
+const EK_OFFSET = 1536;
+const EK_LENGTH = 1568;
 
 /** The scheme named by a serialized value's type byte, checking the whole length. */
 function schemeOf(serialized: Uint8Array, what: string, length: (s: KemScheme) => number): KemScheme {
@@ -106,7 +132,7 @@ export function kemEncapsulate(publicKey: Uint8Array, random32: Uint8Array): Kem
   const scheme = schemeOf(publicKey, 'public key', (s) => s.publicKeyLength);
   const type = publicKey[0] as KemType;
   const { cipherText, sharedSecret } = guarded('public key', () =>
-    scheme.encapsulate(publicKey.subarray(1), random32),
+    scheme.encapsulate(prepared(publicKey.subarray(1)), random32),
   );
   return { ciphertext: concatBytes(Uint8Array.of(type), cipherText), sharedSecret: new SecretBytes(sharedSecret) };
 }
@@ -118,5 +144,8 @@ export function kemDecapsulate(secretKey: Uint8Array, ciphertext: Uint8Array): S
   if (scheme !== ctScheme) {
     throw new CryptoError('INVALID_KEM_INPUT', `a ${ctScheme.name} ciphertext cannot open with a ${scheme.name} key`);
   }
-  return new SecretBytes(guarded('secret key', () => scheme.decapsulate(ciphertext.subarray(1), secretKey.subarray(1))));
+  const raw = secretKey.subarray(1);
+  return new SecretBytes(
+    guarded('secret key', () => scheme.decapsulate(prepared(raw.subarray(EK_OFFSET, EK_OFFSET + EK_LENGTH)), ciphertext.subarray(1), raw)),
+  );
 }

@@ -20,7 +20,7 @@
  * H = SHA3-256, G = SHA3-512, KDF = J = SHAKE256 with 32 bytes of output.
  */
 import { sha3_256, shake256 } from '@noble/hashes/sha3.js';
-import { ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
+import { ml_kem1024, type KEMPrepared } from '@noble/post-quantum/ml-kem.js';
 
 import { concatBytes, constantTimeEqual, wipe } from './bytes.js';
 
@@ -37,22 +37,22 @@ export function kyber1024Keygen(seed: Uint8Array): { publicKey: Uint8Array; secr
   return ml_kem1024.keygen(seed);
 }
 
-/** Kyber v3.02 Algorithm 8 with the 32 bytes of randomness given. */
+/** Kyber v3.02 Algorithm 8 with the 32 bytes of randomness given, on a prepared public key. */
 export function kyber1024Encapsulate(
-  publicKey: Uint8Array,
+  publicKey: KEMPrepared,
   randomness: Uint8Array,
 ): { cipherText: Uint8Array; sharedSecret: Uint8Array } {
   const m = sha3_256(randomness);
-  const { cipherText, sharedSecret: kBar } = ml_kem1024.encapsulate(publicKey, m);
+  const { cipherText, sharedSecret: kBar } = publicKey.encapsulate(m);
   const input = concatBytes(kBar, sha3_256(cipherText));
   const sharedSecret = kdf(input);
   wipe(m, kBar, input);
   return { cipherText, sharedSecret };
 }
 
-/** Kyber v3.02 Algorithm 9, with implicit rejection as round 3 defines it. */
-export function kyber1024Decapsulate(cipherText: Uint8Array, secretKey: Uint8Array): Uint8Array {
-  const kBar = ml_kem1024.decapsulate(cipherText, secretKey);
+/** Kyber v3.02 Algorithm 9, with implicit rejection as round 3 defines it, on the prepared public key inside `secretKey`. */
+export function kyber1024Decapsulate(publicKey: KEMPrepared, cipherText: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  const kBar = publicKey.decapsulate(cipherText, secretKey);
   const z = secretKey.subarray(secretKey.length - Z_LENGTH);
   const mlKemRejection = shake256(concatBytes(z, cipherText), { dkLen: 32 });
   const cipherTextHash = sha3_256(cipherText);

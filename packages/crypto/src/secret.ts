@@ -11,12 +11,15 @@ import { CryptoError } from './errors.js';
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 export class SecretBytes {
-  #bytes: Uint8Array;
+  #bytes: Uint8Array | undefined;
+  #materialize: (() => Uint8Array) | undefined;
+  #length: number;
   #wiped = false;
 
   /** Takes ownership of `bytes` without copying: the caller must not keep using the array. */
   constructor(bytes: Uint8Array) {
     this.#bytes = checkBytes(bytes, 'bytes');
+    this.#length = bytes.length;
   }
 
   /** A new secret holding a copy of `bytes`. */
@@ -24,8 +27,22 @@ export class SecretBytes {
     return new SecretBytes(checkBytes(bytes, 'bytes').slice());
   }
 
+  /**
+   * A secret of `length` bytes that stays where it lives (inside a native key
+   * object, say) until the first {@link expose}, which copies it out once.
+   * Providers use it so that keys used only through their key objects are
+   * never copied into JavaScript memory at all.
+   */
+  static deferred(length: number, materialize: () => Uint8Array): SecretBytes {
+    const secret = new SecretBytes(new Uint8Array(0));
+    secret.#bytes = undefined;
+    secret.#materialize = materialize;
+    secret.#length = length;
+    return secret;
+  }
+
   get length(): number {
-    return this.#bytes.length;
+    return this.#length;
   }
 
   get isWiped(): boolean {
@@ -39,6 +56,12 @@ export class SecretBytes {
    */
   expose(): Uint8Array {
     if (this.#wiped) throw new CryptoError('SECRET_WIPED', 'secret used after it was wiped');
+    if (this.#bytes === undefined) {
+      const bytes = checkBytes((this.#materialize as () => Uint8Array)(), 'deferred secret', this.#length);
+      this.#bytes = bytes;
+      this.#materialize = undefined;
+      return bytes;
+    }
     return this.#bytes;
   }
 
@@ -48,9 +71,10 @@ export class SecretBytes {
     return constantTimeEqual(this.expose(), theirs);
   }
 
-  /** Overwrites the bytes with zeros. Idempotent. */
+  /** Overwrites the bytes with zeros (if they were ever copied out). Idempotent. */
   wipe(): void {
-    this.#bytes.fill(0);
+    this.#bytes?.fill(0);
+    this.#materialize = undefined;
     this.#wiped = true;
   }
 
@@ -63,7 +87,7 @@ export class SecretBytes {
   }
 
   [INSPECT](): string {
-    return `SecretBytes(${this.#bytes.length}) [redacted]`;
+    return `SecretBytes(${this.#length}) [redacted]`;
   }
 }
 

@@ -9,7 +9,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 
-import { checkBytes, concatBytes, wipe } from './bytes.js';
+import { checkBytes, concatBytes, toHex, wipe } from './bytes.js';
 import { SIGNATURE_LENGTH, X25519_KEY_LENGTH } from './curve25519.js';
 import type { CryptoProvider } from './provider.js';
 import { readBytes, type BytesLike } from './secret.js';
@@ -76,15 +76,29 @@ export async function xeddsaVerify(
 }
 
 /**
- * The compressed Edwards point birationally equivalent to Montgomery `u`
- * (RFC 7748 §4.1: y = (u − 1) / (u + 1)), with the given sign bit.
- * As in XEdDSA's `u_to_y`, the top bit of `u` is ignored. Undefined for u = −1.
+ * Recent Montgomery-to-Edwards conversions, by public key (public data only):
+ * one identity key verifies every prekey it signed, and the field inversion is
+ * most of a verification's JavaScript cost.
  */
-function montgomeryToEdwards(u: Uint8Array, signBit: number): Uint8Array | undefined {
+const EDWARDS_CACHE_SIZE = 64;
+const edwardsY = new Map<string, Uint8Array | undefined>();
+
+/** y = (u − 1) / (u + 1) (RFC 7748 §4.1), little-endian; undefined for u = −1. The top bit of `u` is ignored, as in XEdDSA's `u_to_y`. */
+function uToY(u: Uint8Array): Uint8Array | undefined {
+  const id = toHex(u);
+  if (edwardsY.has(id)) return edwardsY.get(id);
   const uValue = Fp.create(bytesToNumberLE(u) & ((1n << 255n) - 1n));
-  if (uValue === P - 1n) return undefined;
-  const y = Fp.mul(Fp.sub(uValue, 1n), Fp.inv(Fp.add(uValue, 1n)));
-  const encoded = numberToBytesLE(y, 32);
+  const y = uValue === P - 1n ? undefined : numberToBytesLE(Fp.mul(Fp.sub(uValue, 1n), Fp.inv(Fp.add(uValue, 1n))), 32);
+  if (edwardsY.size >= EDWARDS_CACHE_SIZE) edwardsY.delete(edwardsY.keys().next().value as string);
+  edwardsY.set(id, y);
+  return y;
+}
+
+/** The compressed Edwards point birationally equivalent to Montgomery `u`, with the given sign bit. */
+function montgomeryToEdwards(u: Uint8Array, signBit: number): Uint8Array | undefined {
+  const y = uToY(u);
+  if (y === undefined) return undefined;
+  const encoded = y.slice();
   encoded[31] = (encoded[31] as number) | (signBit << 7);
   return encoded;
 }

@@ -1,7 +1,8 @@
 /**
  * Model-based property tests of two Parley devices (fast-check): random
  * schedules of send, deliver (in any order), drop, duplicate, restart (session
- * records serialized and read back) and late delivery beyond the limits.
+ * records serialized and read back), churn (bursts of DH ratchet steps) and
+ * late delivery beyond the limits.
  *
  * The model is the set of messages in flight with their plaintexts, and for
  * each receiver the peer ratchet keys it has seen. It predicts exactly which
@@ -47,7 +48,9 @@ const ratchetKeyOf = (m: CiphertextMessage): string =>
 type Op =
   | { kind: 'send'; from: 0 | 1 }
   | { kind: 'deliver' | 'drop' | 'duplicate' | 'late'; to: 0 | 1; pick: number }
-  | { kind: 'restart'; who: 0 | 1 };
+  | { kind: 'restart'; who: 0 | 1 }
+  /** Three quick exchanges each way: six DH ratchet steps, which push messages still in flight past the limits. */
+  | { kind: 'churn' };
 
 const side = fc.constantFrom<0 | 1>(0, 1);
 const op: fc.Arbitrary<Op> = fc.oneof(
@@ -57,6 +60,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('duplicate' as const), to: side, pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('late' as const), to: side, pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who: side }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('churn' as const) }) },
 );
 
 /** What the runs exercised, so that a schedule generator gone quiet fails the test. */
@@ -173,6 +177,15 @@ class World {
       case 'restart':
         exercised.restarts++;
         return this.restart(o.who);
+      case 'churn':
+        for (let i = 0; i < 3; i++) {
+          for (const from of [0, 1] as const) {
+            await this.send(from);
+            const to = (1 - from) as 0 | 1;
+            if (this.inFlight[to].length > 0) await this.deliver(to, this.inFlight[to].length - 1);
+          }
+        }
+        return;
     }
   }
 }

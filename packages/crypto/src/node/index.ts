@@ -33,11 +33,9 @@ import {
   aesKey,
   byteCount,
   cbcIv,
-  ed25519Seed,
   gcmNonce,
   GCM_TAG_LENGTH,
   hkdfLength,
-  x25519Private,
   x25519Public,
 } from '../checks.js';
 import { clampScalar, SIGNATURE_LENGTH } from '../curve25519.js';
@@ -70,11 +68,18 @@ const privateKeyObjects: Readonly<Record<Curve, WeakMap<SecretBytes, KeyObject>>
   Ed25519: new WeakMap(),
 };
 
-/** The KeyObject of a raw private key (already checked), parsed at most once per `SecretBytes`. */
-function privateKeyObject(curve: Curve, key: BytesLike, raw: Uint8Array): KeyObject {
+/**
+ * The KeyObject of a 32-byte private key, parsed at most once per `SecretBytes`.
+ * A cached key is used without reading its bytes, so a deferred secret stays deferred.
+ */
+function privateKeyObject(curve: Curve, key: BytesLike, name: string): KeyObject {
   const cache = privateKeyObjects[curve];
-  const cached = key instanceof SecretBytes ? cache.get(key) : undefined;
-  if (cached !== undefined) return cached;
+  if (key instanceof SecretBytes) {
+    if (key.isWiped) key.expose(); // throws SECRET_WIPED
+    const cached = cache.get(key);
+    if (cached !== undefined) return cached;
+  }
+  const raw = readBytes(key, name, 32);
   const der = concatBytes(PKCS8_PREFIX[curve], raw);
   try {
     const parsed = createPrivateKey({ key: Buffer.from(der.buffer, der.byteOffset, der.byteLength), format: 'der', type: 'pkcs8' });
@@ -85,8 +90,22 @@ function privateKeyObject(curve: Curve, key: BytesLike, raw: Uint8Array): KeyObj
   }
 }
 
+/** Recently used public keys, by content: a ratchet key is used in two agreements in a row. */
+const PUBLIC_KEY_CACHE_SIZE = 64;
+const publicKeyObjects = new Map<string, KeyObject>();
+
 function publicKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv: curve, x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
+  const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
+  const id = `${curve}:${x}`;
+  let key = publicKeyObjects.get(id);
+  if (key === undefined) {
+    key = createPublicKey({ key: { kty: 'OKP', crv: curve, x }, format: 'jwk' });
+    if (publicKeyObjects.size >= PUBLIC_KEY_CACHE_SIZE) publicKeyObjects.delete(publicKeyObjects.keys().next().value as string);
+  } else {
+    publicKeyObjects.delete(id); // re-inserted below as the most recent
+  }
+  publicKeyObjects.set(id, key);
+  return key;
 }
 
 function rawPublicKey(key: KeyObject): Uint8Array {
@@ -171,20 +190,20 @@ export function createNodeProvider(options: NodeProviderOptions = {}): CryptoPro
     async x25519GenerateKeyPair(): Promise<X25519KeyPair> {
       if (options.randomBytes !== undefined) {
         const privateKey = new SecretBytes(clampScalar(randomBytes(32)));
-        const keyObject = privateKeyObject('X25519', privateKey, privateKey.expose());
+        const keyObject = privateKeyObject('X25519', privateKey, 'privateKey');
         return { privateKey, publicKey: rawPublicKey(createPublicKey(keyObject)) };
       }
       const pair = generateKeyPairSync('x25519');
-      const privateKey = new SecretBytes(rawPrivateKey(pair.privateKey));
+      // Most ratchet keys are used only through the KeyObject: copy the bytes out only if asked.
+      const privateKey = SecretBytes.deferred(32, () => rawPrivateKey(pair.privateKey));
       privateKeyObjects.X25519.set(privateKey, pair.privateKey);
       return { privateKey, publicKey: rawPublicKey(pair.publicKey) };
     },
 
-    x25519PublicKey: async (privateKey) =>
-      rawPublicKey(createPublicKey(privateKeyObject('X25519', privateKey, x25519Private(privateKey)))),
+    x25519PublicKey: async (privateKey) => rawPublicKey(createPublicKey(privateKeyObject('X25519', privateKey, 'privateKey'))),
 
     async x25519Agree(privateKey, publicKey) {
-      const ours = privateKeyObject('X25519', privateKey, x25519Private(privateKey));
+      const ours = privateKeyObject('X25519', privateKey, 'privateKey');
       const theirs = publicKeyObject('X25519', x25519Public(publicKey));
       let shared: Uint8Array;
       try {
@@ -199,11 +218,10 @@ export function createNodeProvider(options: NodeProviderOptions = {}): CryptoPro
       return new SecretBytes(shared);
     },
 
-    ed25519PublicKey: async (seed) =>
-      rawPublicKey(createPublicKey(privateKeyObject('Ed25519', seed, ed25519Seed(seed)))),
+    ed25519PublicKey: async (seed) => rawPublicKey(createPublicKey(privateKeyObject('Ed25519', seed, 'seed'))),
 
     ed25519Sign: async (seed, message) =>
-      plain(sign(null, checkBytes(message, 'message'), privateKeyObject('Ed25519', seed, ed25519Seed(seed)))),
+      plain(sign(null, checkBytes(message, 'message'), privateKeyObject('Ed25519', seed, 'seed'))),
 
     async ed25519Verify(publicKey, message, signature) {
       checkBytes(publicKey, 'publicKey');
