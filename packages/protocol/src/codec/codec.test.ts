@@ -47,7 +47,8 @@ describe('codecs', () => {
     const { preKey, whisper, record } = await realTraffic();
     expect(preKey.type).toBe(MessageType.PreKey);
     const parsed: PreKeySignalMessage = decodePreKeySignalMessage(preKey.body);
-    const { version: _v, serialized: _s, ...fields } = parsed;
+    const { version, serialized, ...fields } = parsed;
+    expect([version, serialized.length]).toEqual([4, preKey.body.length]);
     expect(Buffer.from(encodePreKeySignalMessage(fields).serialized).equals(Buffer.from(preKey.body))).toBe(true);
     const signal = decodeSignalMessage(whisper.body);
     expect(signal.version).toBe(4);
