@@ -57,3 +57,13 @@ export {
   type FingerprintParty,
 } from './fingerprint.js';
 export { deserializeSessionRecord, serializeSessionRecord, SESSION_RECORD_FORMAT } from './codec/sessionRecord.js';
+export {
+  deserializeIdentityKeyPair,
+  deserializeKyberPreKeyRecord,
+  deserializePreKeyRecord,
+  deserializeSignedPreKeyRecord,
+  serializeIdentityKeyPair,
+  serializeKyberPreKeyRecord,
+  serializePreKeyRecord,
+  serializeSignedPreKeyRecord,
+} from './codec/keyRecords.js';

@@ -1,5 +1,6 @@
 /**
- * The decoders of untrusted bytes: round trips for every message type, and
+ * The decoders of untrusted bytes (messages, session and key records, scanned
+ * safety numbers): round trips for every message type, and
  * fuzzing (random bytes and mutations of real messages) showing that whatever
  * the input, they either decode or throw a ProtocolError — nothing else.
  */
@@ -16,6 +17,12 @@ import {
   MAC_LENGTH,
   type PreKeySignalMessage,
 } from './messages.js';
+import {
+  deserializeIdentityKeyPair,
+  deserializeKyberPreKeyRecord,
+  deserializePreKeyRecord,
+  deserializeSignedPreKeyRecord,
+} from './keyRecords.js';
 import { ProtoWriter, readProto } from './protobuf.js';
 import { deserializeSessionRecord, serializeSessionRecord } from './sessionRecord.js';
 
@@ -71,6 +78,10 @@ describe('codecs', () => {
         onlyTypedErrors(() => decodePreKeySignalMessage(bytes));
         onlyTypedErrors(() => deserializeSessionRecord(bytes));
         onlyTypedErrors(() => readProto(bytes));
+        onlyTypedErrors(() => deserializePreKeyRecord(bytes));
+        onlyTypedErrors(() => deserializeSignedPreKeyRecord(bytes));
+        onlyTypedErrors(() => deserializeKyberPreKeyRecord(bytes, { lastResort: false }));
+        onlyTypedErrors(() => deserializeIdentityKeyPair(bytes));
       }),
       { numRuns: 3_000 },
     );

@@ -1,7 +1,7 @@
 /**
- * The small part of Protocol Buffers (proto2 wire format) that Signal's
- * messages use: unsigned varints (wire type 0) and length-delimited bytes
- * (wire type 2). Writers emit fields in the order called, which callers keep
+ * The small part of Protocol Buffers that Signal's messages and records use:
+ * unsigned varints (wire type 0), fixed64 (wire type 1) and length-delimited
+ * bytes (wire type 2). Writers emit fields in the order called, which callers keep
  * in tag order as prost does. The reader walks untrusted bytes and throws only
  * `ProtocolError('INVALID_ENCODING')`; unknown fields are skipped, as proto2 requires.
  */
@@ -54,6 +54,18 @@ export class ProtoWriter {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`field ${field} must be a safe unsigned integer`);
     this.#varint((field << 3) | WIRE_VARINT);
     this.#varint(value);
+    return this;
+  }
+
+  /** A fixed64 field holding a safe integer (libsignal's record timestamps). */
+  fixed64(field: number, value: number): this {
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`field ${field} must be a safe unsigned integer`);
+    this.#varint((field << 3) | WIRE_I64);
+    let v = value;
+    for (let i = 0; i < 8; i++) {
+      this.#chunks.push(v % 256);
+      v = Math.floor(v / 256);
+    }
     return this;
   }
 
@@ -149,7 +161,11 @@ export function readProtoFields(bytes: Uint8Array): [number, ProtoValue][] {
       case WIRE_I32: {
         const width = wireType === WIRE_I64 ? 8 : 4;
         if (width > bytes.length - offset) throw invalid('fixed-width field runs past the end');
+        let value = 0;
+        for (let i = width - 1; i >= 0; i--) value = value * 256 + (bytes[offset + i] as number);
         offset += width;
+        // Fixed-width values beyond 2^53 are read as unsafe and refused by the typed getters.
+        fields.push([field, value]);
         break;
       }
       default:
@@ -167,10 +183,10 @@ export function optionalUint32(fields: Map<number, ProtoValue>, field: number, n
   return value;
 }
 
-/** Reads a required uint64 field that must be a safe integer. */
+/** Reads a required uint64 or fixed64 field that must be a safe integer. */
 export function requiredUint64(fields: Map<number, ProtoValue>, field: number, name: string): number {
   const value = fields.get(field);
-  if (typeof value !== 'number') throw invalid(`${name} is missing or not an integer`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw invalid(`${name} is missing or not a safe integer`);
   return value;
 }
 
