@@ -117,23 +117,25 @@ function guarded<T>(what: string, run: () => T): T {
   }
 }
 
-/** A key pair of `type` from 64 bytes of fresh randomness. */
+/** A key pair of `type` from 64 bytes of fresh randomness, which it wipes. */
 export function kemGenerateKeyPair(type: KemType, seed64: Uint8Array): KemKeyPair {
   const scheme = SCHEMES[type] as KemScheme | undefined;
   if (scheme === undefined) throw new RangeError(`type must be a KemType, got ${String(type)}`);
   const { publicKey, secretKey } = scheme.keygen(checkBytes(seed64, 'seed', 64));
   const serializedSecret = concatBytes(Uint8Array.of(type), secretKey);
   secretKey.fill(0);
+  seed64.fill(0);
   return { publicKey: concatBytes(Uint8Array.of(type), publicKey), secretKey: new SecretBytes(serializedSecret) };
 }
 
-/** Encapsulates to a serialized public key with 32 bytes of fresh randomness. */
+/** Encapsulates to a serialized public key with 32 bytes of fresh randomness, which it wipes. */
 export function kemEncapsulate(publicKey: Uint8Array, random32: Uint8Array): KemEncapsulation {
   const scheme = schemeOf(publicKey, 'public key', (s) => s.publicKeyLength);
   const type = publicKey[0] as KemType;
   const { cipherText, sharedSecret } = guarded('public key', () =>
     scheme.encapsulate(prepared(publicKey.subarray(1)), random32),
   );
+  random32.fill(0); // for ML-KEM it is the shared secret's preimage
   return { ciphertext: concatBytes(Uint8Array.of(type), cipherText), sharedSecret: new SecretBytes(sharedSecret) };
 }
 

@@ -43,11 +43,13 @@ export async function messageKeySeed(provider: CryptoProvider, chain: ChainKey):
 export async function deriveMessageKeys(provider: CryptoProvider, seed: SecretBytes): Promise<MessageKeys> {
   const okm = await provider.hkdfSha256(seed, NO_SALT, MESSAGE_KEYS_INFO, 80);
   const bytes = okm.expose();
-  return {
+  const keys = {
     cipherKey: new SecretBytes(bytes.slice(0, 32)),
     macKey: new SecretBytes(bytes.slice(32, 64)),
     iv: bytes.slice(64, 80),
   };
+  okm.wipe();
+  return keys;
 }
 
 /** Wipes message keys once a message is sealed or opened. */

@@ -10,11 +10,12 @@
  *
  * Order of checks on receipt, chosen so that hostile input costs little:
  *   1. version; 2. the counter's distance (TOO_FAR_IN_FUTURE before any key is
- *   derived); 3. a DH ratchet step if the ratchet key is new; 4. skipped or
+ *   derived, against MAX_FORWARD_JUMPS and the caller's step budget); 3. a DH
+ *   ratchet step if the ratchet key is new; 4. skipped or
  *   fresh message keys (DUPLICATE_MESSAGE for a consumed counter);
  *   5. the MAC; 6. AES-256-CBC.
  */
-import { isCryptoError, type CryptoProvider, type SecretBytes } from '@parley/crypto';
+import { isCryptoError, SecretBytes, type CryptoProvider } from '@parley/crypto';
 
 import { deriveMessageKeys, messageKeySeed, nextChainKey, wipeMessageKeys, type ChainKey } from './chainKey.js';
 import { encodeSignalMessage, verifySignalMessageMac, type SignalMessage } from './codec/messages.js';
@@ -98,7 +99,8 @@ async function takeMessageKeySeed(
     if (seed === undefined) {
       throw new ProtocolError('DUPLICATE_MESSAGE', `message ${counter} was already received`, { chainIndex: index, counter });
     }
-    return { seed, chain: { ...chain, skipped: withoutSkippedKey(chain.skipped, counter) } };
+    // The old state still holds `seed`: work on a copy, so a failure after this point leaves it intact.
+    return { seed: SecretBytes.copyOf(seed.expose()), chain: { ...chain, skipped: withoutSkippedKey(chain.skipped, counter) } };
   }
   const skipped: [number, SecretBytes][] = [];
   let chainKey: ChainKey = chain.chainKey;
@@ -113,23 +115,35 @@ async function takeMessageKeySeed(
   };
 }
 
+/**
+ * Chain steps a caller will pay for before any MAC is checked, shared by every
+ * session state it tries one message on: a forged message cannot cost more than
+ * one MAX_FORWARD_JUMPS walk however many archived states there are.
+ */
+export interface StepBudget {
+  steps: number;
+}
+
 /** Decrypts one message; returns the state to keep if (and only if) it authenticated. */
 export async function ratchetDecrypt(
   provider: CryptoProvider,
   state: SessionState,
   message: SignalMessage,
+  budget: StepBudget = { steps: MAX_FORWARD_JUMPS },
 ): Promise<{ state: SessionState; plaintext: Uint8Array }> {
   if (message.version !== state.version) {
     throw new ProtocolError('UNSUPPORTED_VERSION', `message version ${message.version} on a version ${state.version} session`);
   }
   const existing = findReceiverChain(state, message.ratchetKey);
   const chainIndex = existing?.chainKey.index ?? 0;
-  if (message.counter > chainIndex && message.counter - chainIndex > MAX_FORWARD_JUMPS) {
-    throw new ProtocolError('TOO_FAR_IN_FUTURE', `message ${message.counter} is more than ${MAX_FORWARD_JUMPS} ahead`, {
+  const jump = Math.max(message.counter - chainIndex, 0);
+  if (jump > MAX_FORWARD_JUMPS || jump > budget.steps) {
+    throw new ProtocolError('TOO_FAR_IN_FUTURE', `message ${message.counter} is more than ${Math.min(MAX_FORWARD_JUMPS, budget.steps)} ahead`, {
       chainIndex,
       counter: message.counter,
     });
   }
+  budget.steps -= jump;
 
   const { state: candidate, chain } =
     existing === undefined ? await ratchetStep(provider, state, message.ratchetKey) : { state, chain: existing };
@@ -145,12 +159,12 @@ export async function ratchetDecrypt(
       if (isCryptoError(cause)) throw new ProtocolError('INVALID_MESSAGE', 'ciphertext did not decrypt', {}, { cause });
       throw cause;
     }
-    taken.seed.wipe();
     return {
       state: { ...withReceiverChain(candidate, taken.chain), pendingPreKey: undefined },
       plaintext,
     };
   } finally {
+    taken.seed.wipe();
     wipeMessageKeys(keys);
   }
 }

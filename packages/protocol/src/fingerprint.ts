@@ -12,14 +12,13 @@
  */
 import { concatBytes, constantTimeEqual, type CryptoProvider } from '@parley/crypto';
 
-import { optionalBytes, ProtoWriter, readProto, requiredBytes, requiredUint32 } from './codec/protobuf.js';
+import { ProtoWriter, readProto, requiredBytes, requiredUint32 } from './codec/protobuf.js';
 import { ProtocolError } from './errors.js';
-import { FINGERPRINT_ITERATIONS } from './limits.js';
+import { FINGERPRINT_ITERATIONS, FINGERPRINT_MAX_ITERATIONS } from './limits.js';
 
 /** The scannable format version Signal uses for account-id-based safety numbers. */
 export const SCANNABLE_FINGERPRINT_VERSION = 2;
 const HASH_VERSION = Uint8Array.of(0, 0);
-const MAX_ITERATIONS = 1_000_000;
 
 export interface Fingerprint {
   /** 60 digits, the same string on both devices. */
@@ -68,8 +67,8 @@ export async function createFingerprint(
   options: { iterations?: number; version?: number } = {},
 ): Promise<Fingerprint> {
   const iterations = options.iterations ?? FINGERPRINT_ITERATIONS;
-  if (!Number.isInteger(iterations) || iterations <= 1 || iterations > MAX_ITERATIONS) {
-    throw new RangeError(`iterations must be an integer in 2..${MAX_ITERATIONS}, got ${iterations}`);
+  if (!Number.isInteger(iterations) || iterations <= 1 || iterations > FINGERPRINT_MAX_ITERATIONS) {
+    throw new RangeError(`iterations must be an integer in 2..${FINGERPRINT_MAX_ITERATIONS}, got ${iterations}`);
   }
   const ours = await iteratedHash(provider, iterations, local);
   const theirs = await iteratedHash(provider, iterations, remote);
@@ -86,6 +85,9 @@ export async function createFingerprint(
  * @throws ProtocolError `INVALID_ENCODING` for undecodable bytes, `UNSUPPORTED_VERSION` for another version.
  */
 export function compareScannable(ours: Uint8Array, scanned: Uint8Array): boolean {
+  if (!(ours instanceof Uint8Array) || !(scanned instanceof Uint8Array)) {
+    throw new ProtocolError('INVALID_ENCODING', 'safety numbers to compare must be bytes');
+  }
   const mine = readProto(ours);
   const theirs = readProto(scanned);
   const version = requiredUint32(theirs, 1, 'version');
@@ -93,7 +95,7 @@ export function compareScannable(ours: Uint8Array, scanned: Uint8Array): boolean
     throw new ProtocolError('UNSUPPORTED_VERSION', `scanned safety number version ${version} differs from ours`);
   }
   const content = (fields: ReturnType<typeof readProto>, field: number, name: string): Uint8Array =>
-    optionalBytes(readProto(requiredBytes(fields, field, name)), 1, `${name}.content`) ?? new Uint8Array(0);
+    requiredBytes(readProto(requiredBytes(fields, field, name)), 1, `${name}.content`);
   const sameRemote = constantTimeEqual(content(theirs, 2, 'local_fingerprint'), content(mine, 3, 'remote_fingerprint'));
   const sameLocal = constantTimeEqual(content(theirs, 3, 'remote_fingerprint'), content(mine, 2, 'local_fingerprint'));
   return sameRemote && sameLocal;

@@ -75,12 +75,13 @@ export interface PreKeyBundle {
 }
 
 /**
- * The raw key inside a serialized Curve25519 public key from the network.
+ * A copy of the raw key inside a serialized Curve25519 public key from the
+ * network (a copy, so that state never pins or shares the caller's buffer).
  * @throws ProtocolError `INVALID_KEY` for anything but 0x05 ‖ 32 bytes.
  */
 export function decodePublicKey(serialized: Uint8Array, name: string): Uint8Array {
   try {
-    return deserializePublicKey(serialized);
+    return deserializePublicKey(serialized).slice();
   } catch (cause) {
     if (isCryptoError(cause)) throw new ProtocolError('INVALID_KEY', `${name} is not a Curve25519 public key`, {}, { cause });
     throw cause;

@@ -7,9 +7,11 @@
 
 /**
  * How far ahead of a chain's next index a message counter may be. Deriving
- * keys for a gap costs two HMACs per skipped message, so an attacker who could
- * name any counter could make us do 2^32 of them; 25,000 covers a phone
- * offline for a long time while capping the work at a few milliseconds.
+ * keys for a gap costs two HMACs per skipped message, before any MAC can be
+ * checked, so an attacker who could name any counter could make us do 2^32 of
+ * them; 25,000 covers a phone offline for a long time while capping the work
+ * at about half a second on node:crypto. The cap is a budget for the whole
+ * message, shared by every archived state it is tried on.
  */
 export const MAX_FORWARD_JUMPS = 25_000;
 
@@ -49,3 +51,6 @@ export const MAX_UNACKNOWLEDGED_SESSION_AGE_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** Safety-number hashing rounds, as in Signal's apps. */
 export const FINGERPRINT_ITERATIONS = 5_200;
+
+/** The most hashing rounds a safety number may ask for (libsignal's bound): a cap on the work a caller can request. */
+export const FINGERPRINT_MAX_ITERATIONS = 1_000_000;

@@ -14,6 +14,7 @@
 import { concatBytes, isCryptoError, SecretBytes, type CryptoProvider } from '@parley/crypto';
 
 import type { ChainKey } from './chainKey.js';
+import { CURRENT_VERSION } from './codec/messages.js';
 import { agree } from './dh.js';
 import { ProtocolError } from './errors.js';
 import type { IdentityKeyPair } from './keys.js';
@@ -77,7 +78,7 @@ export async function initializeAliceSession(
   return {
     kyberCiphertext: kem.ciphertext,
     state: {
-      version: 4,
+      version: CURRENT_VERSION,
       localIdentityKey: serializedIdentities.local,
       remoteIdentityKey: serializedIdentities.remote,
       aliceBaseKey: p.ourBaseKey.publicKey,
@@ -135,7 +136,7 @@ export async function initializeBobSession(
   }
   const { rootKey, chainKey } = await deriveInitialKeys(provider, [...dh, sharedSecret]);
   return {
-    version: 4,
+    version: CURRENT_VERSION,
     localIdentityKey: serializedIdentities.local,
     remoteIdentityKey: serializedIdentities.remote,
     aliceBaseKey: p.theirBaseKey,

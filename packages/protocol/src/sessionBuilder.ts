@@ -4,20 +4,30 @@
  * bundle's identity key before any secret is computed, and a changed identity
  * key for a known address stops here with UNTRUSTED_IDENTITY.
  */
-import { xeddsaVerify, type CryptoProvider } from '@parley/crypto';
+import { serializePublicKey, xeddsaVerify, type CryptoProvider } from '@parley/crypto';
 
-import { addressKey, type ProtocolAddress } from './address.js';
+import type { ProtocolAddress } from './address.js';
 import { ProtocolError } from './errors.js';
 import { decodePublicKey, type PreKeyBundle } from './keys.js';
 import { initializeAliceSession } from './pqxdh.js';
 import { EMPTY_RECORD, promoteState } from './sessionRecord.js';
-import type { ProtocolStores } from './stores.js';
+import { checkTrusted, withAddressLock, type ProtocolStores } from './stores.js';
 
 /**
  * Verifies `bundle` and makes a new session with its device the current one.
  * @param now the caller's clock (ms since the epoch), recorded to expire unanswered sessions.
  */
-export async function processPreKeyBundle(
+export function processPreKeyBundle(
+  provider: CryptoProvider,
+  stores: ProtocolStores,
+  address: ProtocolAddress,
+  bundle: PreKeyBundle,
+  now: number,
+): Promise<void> {
+  return withAddressLock(stores, address, () => startSession(provider, stores, address, bundle, now));
+}
+
+async function startSession(
   provider: CryptoProvider,
   stores: ProtocolStores,
   address: ProtocolAddress,
@@ -25,12 +35,8 @@ export async function processPreKeyBundle(
   now: number,
 ): Promise<void> {
   const identityKey = decodePublicKey(bundle.identityKey, 'identity key');
-  if (!(await stores.identities.isTrustedIdentity(address, bundle.identityKey, 'sending'))) {
-    throw new ProtocolError('UNTRUSTED_IDENTITY', `the identity key of ${addressKey(address)} has changed`, {
-      address: addressKey(address),
-      identityKey: bundle.identityKey.slice(),
-    });
-  }
+  const serializedIdentity = serializePublicKey(identityKey);
+  await checkTrusted(stores, address, serializedIdentity, 'sending');
   const signedPreKey = decodePublicKey(bundle.signedPreKey, 'signed prekey');
   if (!(await xeddsaVerify(provider, identityKey, bundle.signedPreKey, bundle.signedPreKeySignature))) {
     throw new ProtocolError('INVALID_SIGNATURE', 'the signed prekey signature does not verify');
@@ -55,8 +61,9 @@ export async function processPreKeyBundle(
       theirOneTimePreKey: oneTimePreKey,
       theirKyberPreKey: bundle.kyberPreKey,
     },
-    { local: ourIdentity.publicKey, remote: bundle.identityKey },
+    { local: ourIdentity.publicKey, remote: serializedIdentity },
   );
+  ourBaseKey.privateKey.wipe();
   const session = {
     ...state,
     localRegistrationId: await stores.identities.getLocalRegistrationId(),
@@ -71,6 +78,6 @@ export async function processPreKeyBundle(
     },
   };
   const record = (await stores.sessions.loadSession(address)) ?? EMPTY_RECORD;
-  await stores.identities.saveIdentity(address, bundle.identityKey);
+  await stores.identities.saveIdentity(address, serializedIdentity);
   await stores.sessions.storeSession(address, promoteState(record, session));
 }

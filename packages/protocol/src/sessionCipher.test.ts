@@ -7,7 +7,15 @@ import { createNodeProvider } from '@parley/crypto/node';
 import { describe, expect, it } from 'vitest';
 
 import { NOW, parleyPeer } from '../../../testing/peers.js';
-import { encryptMessage, isProtocolError, limits, MessageType } from './index.js';
+import {
+  decryptMessage,
+  encryptMessage,
+  isProtocolError,
+  limits,
+  MessageType,
+  serializeSessionRecord,
+  type IdentityKeyStore,
+} from './index.js';
 
 const provider = createNodeProvider();
 const text = (s: string) => new TextEncoder().encode(s);
@@ -59,5 +67,72 @@ describe('session records', () => {
     await bob.decrypt(alice.address, await alice.encrypt(bob.address, text('hi')));
     await alice.decrypt(bob.address, await bob.encrypt(alice.address, text('hi')));
     expect((await encryptMessage(provider, alice.stores, bob.address, text('a year on'), later)).type).toBe(MessageType.Whisper);
+  });
+});
+
+describe('failure paths that must leave the stores usable', () => {
+  it('a late message refused after decryption (untrusted identity) leaves its skipped key intact', async () => {
+    const [alice, bob] = [await parleyPeer(provider, 'alice'), await parleyPeer(provider, 'bob')];
+    await alice.startSession(bob, await bob.bundle());
+    await bob.decrypt(alice.address, await alice.encrypt(bob.address, text('hi')));
+    await alice.decrypt(bob.address, await bob.encrypt(alice.address, text('hello')));
+    const late = await alice.encrypt(bob.address, text('late'));
+    expect(late.type).toBe(MessageType.Whisper);
+    await bob.decrypt(alice.address, await alice.encrypt(bob.address, text('on time')));
+
+    const aliceKey = (await bob.stores.identities.getIdentity(alice.address))!;
+    await bob.stores.identities.saveIdentity(alice.address, (await parleyPeer(provider, 'x')).identityKey);
+    expect(isProtocolError(await bob.decrypt(alice.address, late).catch((e: unknown) => e), 'UNTRUSTED_IDENTITY')).toBe(true);
+    const record = (await bob.stores.sessions.loadSession(alice.address))!;
+    expect(() => serializeSessionRecord(record)).not.toThrow();
+
+    await bob.stores.identities.saveIdentity(alice.address, aliceKey);
+    expect(read(await bob.decrypt(alice.address, late))).toBe('late');
+  });
+
+  it('two concurrent deliveries of one message show it once', async () => {
+    const [alice, bob] = [await parleyPeer(provider, 'alice'), await parleyPeer(provider, 'bob')];
+    await alice.startSession(bob, await bob.bundle());
+    const first = await alice.encrypt(bob.address, text('first'));
+    const results = await Promise.allSettled([bob.decrypt(alice.address, first), bob.decrypt(alice.address, first)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const rejected = results.find((r) => r.status === 'rejected');
+    expect(isProtocolError(rejected?.reason, 'DUPLICATE_MESSAGE')).toBe(true);
+  });
+
+  it("refuses a second prekey message whose identity key was swapped, even where the store trusts on receipt", async () => {
+    const [alice, bob] = [await parleyPeer(provider, 'alice'), await parleyPeer(provider, 'bob')];
+    const real = bob.stores.identities;
+    const trusting: IdentityKeyStore = {
+      getIdentityKeyPair: () => real.getIdentityKeyPair(),
+      getLocalRegistrationId: () => real.getLocalRegistrationId(),
+      isTrustedIdentity: async () => true, // as some apps do for incoming messages
+      saveIdentity: (address, key) => real.saveIdentity(address, key),
+      getIdentity: (address) => real.getIdentity(address),
+    };
+    const stores = { ...bob.stores, identities: trusting };
+    await alice.startSession(bob, await bob.bundle());
+    const first = await alice.encrypt(bob.address, text('one'));
+    const second = await alice.encrypt(bob.address, text('two'));
+    await decryptMessage(provider, stores, alice.address, first);
+
+    const mallory = (await parleyPeer(provider, 'mallory')).identityKey;
+    const body = second.body.slice();
+    body.set(mallory, Buffer.from(body).indexOf(Buffer.from(alice.identityKey)));
+    const error = await decryptMessage(provider, stores, alice.address, { type: MessageType.PreKey, body }).catch((e: unknown) => e);
+    expect(isProtocolError(error, 'INVALID_MESSAGE')).toBe(true);
+    expect(Buffer.from((await bob.stores.identities.getIdentity(alice.address))!).equals(Buffer.from(alice.identityKey))).toBe(true);
+    expect(read(await decryptMessage(provider, stores, alice.address, second))).toBe('two');
+  });
+
+  it('keeps no view into the buffer a message arrived in', async () => {
+    const [alice, bob] = [await parleyPeer(provider, 'alice'), await parleyPeer(provider, 'bob')];
+    await alice.startSession(bob, await bob.bundle());
+    const first = await alice.encrypt(bob.address, text('first'));
+    const buffer = first.body.slice();
+    await bob.decrypt(alice.address, { type: first.type, body: buffer });
+    buffer.fill(0); // a transport reusing its receive buffer
+    expect(read(await bob.decrypt(alice.address, await alice.encrypt(bob.address, text('second'))))).toBe('second');
+    expect(read(await alice.decrypt(bob.address, await bob.encrypt(alice.address, text('reply'))))).toBe('reply');
   });
 });

@@ -5,8 +5,10 @@
  * Contract: every store write happens after the message has authenticated
  * and decrypted. On any error, no store has changed — the one-time prekey a
  * corrupted first message names is still there for the genuine one.
+ * Operations on one address run one at a time (per set of stores), so two
+ * deliveries of one message cannot both be shown.
  */
-import type { CryptoProvider } from '@parley/crypto';
+import { constantTimeEqual, type CryptoProvider } from '@parley/crypto';
 
 import { addressKey, type ProtocolAddress } from './address.js';
 import {
@@ -19,12 +21,12 @@ import {
 } from './codec/messages.js';
 import { ratchetDecrypt, ratchetEncrypt } from './doubleRatchet.js';
 import { isProtocolError, ProtocolError } from './errors.js';
-import { MAX_UNACKNOWLEDGED_SESSION_AGE_MS } from './limits.js';
+import { MAX_FORWARD_JUMPS, MAX_UNACKNOWLEDGED_SESSION_AGE_MS } from './limits.js';
 import { decodePublicKey } from './keys.js';
 import { initializeBobSession } from './pqxdh.js';
 import { EMPTY_RECORD, promoteArchived, promoteMatchingSession, promoteState, type SessionRecord } from './sessionRecord.js';
 import type { SessionState } from './sessionState.js';
-import type { ProtocolStores } from './stores.js';
+import { checkTrusted, withAddressLock, type ProtocolStores } from './stores.js';
 
 /** A sealed message and the type the transport must label it with. */
 export interface CiphertextMessage {
@@ -33,21 +35,22 @@ export interface CiphertextMessage {
 }
 
 
-async function checkTrusted(stores: ProtocolStores, address: ProtocolAddress, identityKey: Uint8Array, direction: 'sending' | 'receiving'): Promise<void> {
-  if (!(await stores.identities.isTrustedIdentity(address, identityKey, direction))) {
-    throw new ProtocolError('UNTRUSTED_IDENTITY', `the identity key of ${addressKey(address)} has changed`, {
-      address: addressKey(address),
-      identityKey: identityKey.slice(),
-    });
-  }
-}
-
 /**
  * Encrypts `plaintext` for `address`. Until the peer has answered, the result
  * is a PreKeySignalMessage that lets it build the session.
  * @param now the caller's clock, in ms since the epoch.
  */
-export async function encryptMessage(
+export function encryptMessage(
+  provider: CryptoProvider,
+  stores: ProtocolStores,
+  address: ProtocolAddress,
+  plaintext: Uint8Array,
+  now: number,
+): Promise<CiphertextMessage> {
+  return withAddressLock(stores, address, () => encrypt(provider, stores, address, plaintext, now));
+}
+
+async function encrypt(
   provider: CryptoProvider,
   stores: ProtocolStores,
   address: ProtocolAddress,
@@ -99,9 +102,10 @@ async function decryptWithRecord(
   onlyCurrent: boolean,
 ): Promise<{ record: SessionRecord; plaintext: Uint8Array }> {
   let firstError: ProtocolError | undefined;
+  const budget = { steps: MAX_FORWARD_JUMPS };
   if (record.current !== undefined) {
     try {
-      const { state, plaintext } = await ratchetDecrypt(provider, record.current, message);
+      const { state, plaintext } = await ratchetDecrypt(provider, record.current, message, budget);
       return { record: { ...record, current: state }, plaintext };
     } catch (error) {
       if (isProtocolError(error, 'DUPLICATE_MESSAGE') || onlyCurrent || !isProtocolError(error)) throw error;
@@ -110,7 +114,7 @@ async function decryptWithRecord(
   }
   for (const [index, previous] of record.previous.entries()) {
     try {
-      const { state, plaintext } = await ratchetDecrypt(provider, previous, message);
+      const { state, plaintext } = await ratchetDecrypt(provider, previous, message, budget);
       return { record: promoteArchived(record, index, state), plaintext };
     } catch (error) {
       if (isProtocolError(error, 'DUPLICATE_MESSAGE') || !isProtocolError(error)) throw error;
@@ -121,13 +125,22 @@ async function decryptWithRecord(
 }
 
 /** Decrypts a Whisper (type 2) message from `address`. */
-export async function decryptSignalMessage(
+export function decryptSignalMessage(
   provider: CryptoProvider,
   stores: ProtocolStores,
   address: ProtocolAddress,
   body: Uint8Array,
 ): Promise<Uint8Array> {
   const message = decodeSignalMessage(body);
+  return withAddressLock(stores, address, () => decryptWhisper(provider, stores, address, message));
+}
+
+async function decryptWhisper(
+  provider: CryptoProvider,
+  stores: ProtocolStores,
+  address: ProtocolAddress,
+  message: SignalMessage,
+): Promise<Uint8Array> {
   const record = await stores.sessions.loadSession(address);
   if (record === undefined || (record.current === undefined && record.previous.length === 0)) {
     throw new ProtocolError('NO_SESSION', `no session with ${addressKey(address)}`, { address: addressKey(address) });
@@ -183,19 +196,33 @@ async function sessionForPreKeyMessage(
 }
 
 /** Decrypts a PreKey (type 3) message from `address`, building the session it starts. */
-export async function decryptPreKeySignalMessage(
+export function decryptPreKeySignalMessage(
   provider: CryptoProvider,
   stores: ProtocolStores,
   address: ProtocolAddress,
   body: Uint8Array,
 ): Promise<Uint8Array> {
   const message = decodePreKeySignalMessage(body);
+  return withAddressLock(stores, address, () => decryptPreKey(provider, stores, address, message));
+}
+
+async function decryptPreKey(
+  provider: CryptoProvider,
+  stores: ProtocolStores,
+  address: ProtocolAddress,
+  message: PreKeySignalMessage,
+): Promise<Uint8Array> {
   await checkTrusted(stores, address, message.identityKey, 'receiving');
   const loaded = (await stores.sessions.loadSession(address)) ?? EMPTY_RECORD;
   const { record, built } = await sessionForPreKeyMessage(provider, stores, loaded, message);
+  // A prekey message for a session we already have is authenticated by that session's keys, which
+  // bind its identity, not the one in the message: the two must agree, or a server could swap it.
+  if (!built && !constantTimeEqual((record.current as SessionState).remoteIdentityKey, message.identityKey)) {
+    throw new ProtocolError('INVALID_MESSAGE', "the message's identity key differs from its session's");
+  }
   const { record: next, plaintext } = await decryptWithRecord(provider, record, message.message, true);
 
-  await stores.identities.saveIdentity(address, message.identityKey);
+  await stores.identities.saveIdentity(address, (next.current as SessionState).remoteIdentityKey);
   if (built) {
     await stores.kyberPreKeys.markKyberPreKeyUsed(message.kyberPreKeyId, message.signedPreKeyId, message.baseKey);
     if (message.preKeyId !== undefined) await stores.preKeys.removePreKey(message.preKeyId);

@@ -33,12 +33,6 @@ export function promoteArchived(record: SessionRecord, index: number, state: Ses
   return promoteState({ current: record.current, previous }, state);
 }
 
-/** `record` with its current session archived and none current. */
-export function archiveCurrent(record: SessionRecord): SessionRecord {
-  if (record.current === undefined) return record;
-  return { current: undefined, previous: [archived(record.current), ...record.previous].slice(0, ARCHIVED_STATES_MAX_LENGTH) };
-}
-
 /**
  * The record with the session built from Alice's `baseKey` as current, if it
  * has one: a second PreKeySignalMessage for a known session must reuse it.

@@ -8,6 +8,7 @@
 import { constantTimeEqual } from '@parley/crypto';
 
 import { addressKey, type ProtocolAddress } from './address.js';
+import { ProtocolError } from './errors.js';
 import type { IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord } from './keys.js';
 import type { SessionRecord } from './sessionRecord.js';
 
@@ -59,6 +60,50 @@ export interface ProtocolStores {
   readonly preKeys: PreKeyStore;
   readonly signedPreKeys: SignedPreKeyStore;
   readonly kyberPreKeys: KyberPreKeyStore;
+}
+
+/**
+ * Throws UNTRUSTED_IDENTITY, carrying the new key, unless the identity store
+ * trusts `identityKey` (serialized) for `address`.
+ */
+export async function checkTrusted(
+  stores: ProtocolStores,
+  address: ProtocolAddress,
+  identityKey: Uint8Array,
+  direction: Direction,
+): Promise<void> {
+  if (!(await stores.identities.isTrustedIdentity(address, identityKey, direction))) {
+    throw new ProtocolError('UNTRUSTED_IDENTITY', `the identity key of ${addressKey(address)} has changed`, {
+      address: addressKey(address),
+      identityKey: identityKey.slice(),
+    });
+  }
+}
+
+/** The tail of each address's queue of operations, per set of stores. */
+const queues = new WeakMap<ProtocolStores, Map<string, Promise<unknown>>>();
+
+/**
+ * Runs `operation` after every earlier operation on the same stores and
+ * address has finished. Two decrypts of one message must not both read the
+ * state from before either wrote it: that would show a duplicate twice.
+ */
+export async function withAddressLock<T>(stores: ProtocolStores, address: ProtocolAddress, operation: () => Promise<T>): Promise<T> {
+  let perAddress = queues.get(stores);
+  if (perAddress === undefined) queues.set(stores, (perAddress = new Map<string, Promise<unknown>>()));
+  const key = addressKey(address);
+  const previous = perAddress.get(key) ?? Promise.resolve();
+  const result = previous.then(operation, operation);
+  const tail = result.then(
+    () => undefined,
+    () => undefined,
+  );
+  perAddress.set(key, tail);
+  try {
+    return await result;
+  } finally {
+    if (perAddress.get(key) === tail) perAddress.delete(key);
+  }
 }
 
 export class InMemorySessionStore implements SessionStore {

@@ -191,11 +191,12 @@ export function createWebProvider(options: WebProviderOptions = {}): CryptoProvi
     x25519PublicKey: (privateKey) => x25519(privateKey, x25519Private(privateKey), X25519_BASE_POINT),
 
     async x25519Agree(privateKey, publicKey) {
+      const [ours, theirs] = [x25519Private(privateKey), x25519Public(publicKey)];
       let shared: Uint8Array;
       try {
-        shared = await x25519(privateKey, x25519Private(privateKey), x25519Public(publicKey));
+        shared = await x25519(privateKey, ours, theirs);
       } catch (cause) {
-        if (cause instanceof TypeError || cause instanceof RangeError) throw cause;
+        if (cause instanceof CryptoError) throw cause; // UNSUPPORTED and the like: not the peer's fault
         // WebCrypto and noble both refuse an all-zero result (RFC 7748 §6.1).
         throw new CryptoError('NON_CONTRIBUTORY_DH', 'X25519 produced no shared secret: low-order public key', { cause });
       }

@@ -18,7 +18,7 @@ import { SecretBytes, serializePublicKey } from '@parley/crypto';
 
 import { isProtocolError, ProtocolError } from '../errors.js';
 import { decodePublicKey, type IdentityKeyPair, type KyberPreKeyRecord, type PreKeyRecord, type SignedPreKeyRecord } from '../keys.js';
-import { optionalBytes, optionalUint32, ProtoWriter, readProto, requiredUint64, type ProtoValue } from './protobuf.js';
+import { optionalBytes, optionalUint32, ProtoWriter, readProto, requiredFixed64, type ProtoValue } from './protobuf.js';
 
 const KEM_PUBLIC_KEY_LENGTH = 1569;
 const KEM_SECRET_KEY_LENGTH = 3169;
@@ -40,7 +40,7 @@ function bytesOf(fields: Fields, field: number, name: string, length?: number): 
   return value.slice();
 }
 
-const timestampOf = (fields: Fields): number => (fields.has(5) ? requiredUint64(fields, 5, 'timestamp') : 0);
+const timestampOf = (fields: Fields): number => (fields.has(5) ? requiredFixed64(fields, 5, 'timestamp') : 0);
 
 /** Decodes with `read`, reporting any failure as INVALID_STATE. */
 function decoding<T>(what: string, bytes: Uint8Array, read: (fields: Fields) => T): T {

@@ -9,7 +9,8 @@
  *   version            = (4 << 4) | 4
  *
  * Identity and ratchet keys travel in their 33-byte serialized form (0x05 ‖ u).
- * Decoders take hostile bytes and throw only `ProtocolError`.
+ * Decoders take hostile bytes and throw only `ProtocolError`; every field they
+ * return is a copy, except `serialized`, the input itself, which the MAC covers.
  */
 import { concatBytes, constantTimeEqual, serializePublicKey, type BytesLike, type CryptoProvider } from '@parley/crypto';
 
@@ -132,8 +133,8 @@ export function decodeSignalMessage(bytes: Uint8Array): SignalMessage {
     ratchetKey: decodePublicKey(requiredBytes(fields, 1, 'ratchet_key'), 'ratchet_key'),
     counter: requiredUint32(fields, 2, 'counter'),
     previousCounter: optionalUint32(fields, 3, 'previous_counter') ?? 0,
-    ciphertext: requiredBytes(fields, 4, 'ciphertext'),
-    pqRatchet: optionalBytes(fields, 5, 'pq_ratchet') ?? new Uint8Array(0),
+    ciphertext: requiredBytes(fields, 4, 'ciphertext').slice(),
+    pqRatchet: optionalBytes(fields, 5, 'pq_ratchet')?.slice() ?? new Uint8Array(0),
     serialized: bytes,
   };
 }
@@ -180,7 +181,7 @@ export function decodePreKeySignalMessage(bytes: Uint8Array): PreKeySignalMessag
   if (kyberPreKeyId === undefined || kyberCiphertext === undefined) {
     throw new ProtocolError('INVALID_ENCODING', 'a version 4 PreKeySignalMessage must carry a Kyber prekey id and ciphertext');
   }
-  const identityKey = requiredBytes(fields, 3, 'identity_key');
+  const identityKey = requiredBytes(fields, 3, 'identity_key').slice();
   decodePublicKey(identityKey, 'identity_key');
   return {
     version,
@@ -188,7 +189,7 @@ export function decodePreKeySignalMessage(bytes: Uint8Array): PreKeySignalMessag
     preKeyId: optionalUint32(fields, 1, 'pre_key_id'),
     signedPreKeyId: requiredUint32(fields, 6, 'signed_pre_key_id'),
     kyberPreKeyId,
-    kyberCiphertext,
+    kyberCiphertext: kyberCiphertext.slice(),
     baseKey: decodePublicKey(requiredBytes(fields, 2, 'base_key'), 'base_key'),
     identityKey,
     message: decodeSignalMessage(requiredBytes(fields, 4, 'message')),

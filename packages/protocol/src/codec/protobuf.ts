@@ -3,7 +3,8 @@
  * unsigned varints (wire type 0), fixed64 (wire type 1) and length-delimited
  * bytes (wire type 2). Writers emit fields in the order called, which callers keep
  * in tag order as prost does. The reader walks untrusted bytes and throws only
- * `ProtocolError('INVALID_ENCODING')`; unknown fields are skipped, as proto2 requires.
+ * `ProtocolError('INVALID_ENCODING')`; unknown fields of wire types 0, 1, 2 and 5
+ * are skipped, as proto2 requires, and the deprecated groups (3, 4) are refused.
  */
 import { ProtocolError } from '../errors.js';
 
@@ -96,8 +97,11 @@ export class ProtoWriter {
   }
 }
 
-/** A decoded field: a number for varints, a view of the input for bytes. */
-export type ProtoValue = number | Uint8Array;
+/**
+ * A decoded field: a number for a varint, a bigint for a fixed-width value
+ * (so that no getter takes one wire type for another), a view of the input for bytes.
+ */
+export type ProtoValue = number | bigint | Uint8Array;
 
 /**
  * Decodes every field of `bytes` into a map from field number to its last
@@ -161,10 +165,9 @@ export function readProtoFields(bytes: Uint8Array): [number, ProtoValue][] {
       case WIRE_I32: {
         const width = wireType === WIRE_I64 ? 8 : 4;
         if (width > bytes.length - offset) throw invalid('fixed-width field runs past the end');
-        let value = 0;
-        for (let i = width - 1; i >= 0; i--) value = value * 256 + (bytes[offset + i] as number);
+        let value = 0n;
+        for (let i = width - 1; i >= 0; i--) value = value * 256n + BigInt(bytes[offset + i] as number);
         offset += width;
-        // Fixed-width values beyond 2^53 are read as unsafe and refused by the typed getters.
         fields.push([field, value]);
         break;
       }
@@ -183,11 +186,18 @@ export function optionalUint32(fields: Map<number, ProtoValue>, field: number, n
   return value;
 }
 
-/** Reads a required uint64 or fixed64 field that must be a safe integer. */
+/** Reads a required uint64 (varint) field that must be a safe integer. */
 export function requiredUint64(fields: Map<number, ProtoValue>, field: number, name: string): number {
   const value = fields.get(field);
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw invalid(`${name} is missing or not a safe integer`);
   return value;
+}
+
+/** Reads a required fixed64 field that must be a safe integer. */
+export function requiredFixed64(fields: Map<number, ProtoValue>, field: number, name: string): number {
+  const value = fields.get(field);
+  if (typeof value !== 'bigint' || value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`${name} is missing or not a safe fixed64`);
+  return Number(value);
 }
 
 /** Reads a required uint32 field. */
