@@ -6,6 +6,7 @@ import { inspect } from 'node:util';
 
 import { describe, expect, it } from 'vitest';
 
+import { LOW_ORDER_POINTS } from '../../../testing/curve25519.js';
 import { providerCases, replaying } from '../../../testing/providers.js';
 import { fromHex, isCryptoError, KemType, SecretBytes, toHex, type CryptoProvider } from './index.js';
 
@@ -18,16 +19,6 @@ async function errorOf(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
-/** Low-order points on Curve25519 (RFC 7748 §6.1 and Bernstein's list), plus p and p+1. */
-const LOW_ORDER = [
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
-  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-];
 
 for (const { label, make } of providerCases) {
   describe(`CryptoProvider: ${label}`, () => {
@@ -120,7 +111,7 @@ for (const { label, make } of providerCases) {
 
     it('rejects every low-order X25519 public key as NON_CONTRIBUTORY_DH', async () => {
       const { privateKey } = await provider.x25519GenerateKeyPair();
-      for (const point of LOW_ORDER) {
+      for (const point of LOW_ORDER_POINTS) {
         for (const highBit of [0, 0x80]) {
           const publicKey = fromHex(point);
           publicKey[31]! |= highBit;

@@ -6,6 +6,7 @@ import { fromHex, serializePublicKey, SecretBytes, type CryptoProvider } from '@
 import { createNodeProvider } from '@parley/crypto/node';
 import { describe, expect, it } from 'vitest';
 
+import { LOW_ORDER_POINTS } from '../../../testing/curve25519.js';
 import { NOW, parleyPeer, type ParleyPeer } from '../../../testing/peers.js';
 import { encodeSignalMessage } from './codec/messages.js';
 import {
@@ -235,13 +236,7 @@ describe('SECURITY-TESTS row 13: skipped-key exhaustion', () => {
   });
 });
 
-const LOW_ORDER = [
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
-  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-].map(fromHex);
+const LOW_ORDER = LOW_ORDER_POINTS.map(fromHex);
 
 describe('SECURITY-TESTS row 14: non-contributory DH', () => {
   it('rejects low-order ratchet keys with INVALID_KEY and changes nothing', async () => {
