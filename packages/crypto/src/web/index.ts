@@ -15,7 +15,7 @@ import { hkdf as nobleHkdf } from '@noble/hashes/hkdf.js';
 import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2.js';
 
-import { checkBytes, concatBytes, isAllZero } from '../bytes.js';
+import { checkBytes, concatBytes, isAllZero, toHex } from '../bytes.js';
 import {
   aesKey,
   byteCount,
@@ -37,6 +37,9 @@ import { readBytes, SecretBytes, type BytesLike } from '../secret.js';
 /** PKCS#8 prefixes that wrap a raw 32-byte private key (RFC 8410); WebCrypto imports no raw private keys. */
 const X25519_PKCS8 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
 const ED25519_PKCS8 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
+
+/** Public keys whose CryptoKeys are kept, most recent first out last. */
+const PUBLIC_KEY_CACHE_SIZE = 64;
 
 /** getRandomValues fills at most 65,536 bytes a call. */
 const RANDOM_CHUNK = 65_536;
@@ -114,14 +117,33 @@ export function createWebProvider(options: WebProviderOptions = {}): CryptoProvi
     const der = concatBytes(name === 'X25519' ? X25519_PKCS8 : ED25519_PKCS8, raw);
     const usage: KeyUsage = name === 'X25519' ? 'deriveBits' : 'sign';
     const importing = subtle.importKey('pkcs8', buf(der), { name }, false, [usage]).finally(() => der.fill(0));
-    if (key instanceof SecretBytes) imported[name].set(key, importing);
+    if (key instanceof SecretBytes) {
+      imported[name].set(key, importing);
+      importing.catch(() => imported[name].delete(key));
+    }
     return importing;
+  };
+
+  // Recently used public keys, by content (public data only): a ratchet key takes part in two agreements in a row.
+  const publicKeys = new Map<string, Promise<CryptoKey>>();
+  const importPublic = (name: 'X25519' | 'Ed25519', raw: Uint8Array, usages: KeyUsage[]): Promise<CryptoKey> => {
+    const id = `${name}:${toHex(raw)}`;
+    let key = publicKeys.get(id);
+    if (key === undefined) {
+      key = subtle.importKey('raw', buf(raw), { name }, false, usages);
+      key.catch(() => publicKeys.delete(id));
+      if (publicKeys.size >= PUBLIC_KEY_CACHE_SIZE) publicKeys.delete(publicKeys.keys().next().value as string);
+    } else {
+      publicKeys.delete(id);
+    }
+    publicKeys.set(id, key);
+    return key;
   };
 
   const x25519 = async (key: BytesLike, privateKey: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array> => {
     if (!(await useWebCryptoCurves())) return nobleX25519.getSharedSecret(privateKey, publicKey);
     const ours = await importPrivate('X25519', key, privateKey);
-    const theirs = await subtle.importKey('raw', buf(publicKey), { name: 'X25519' }, false, []);
+    const theirs = await importPublic('X25519', publicKey, []);
     return new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: theirs }, ours, 256));
   };
 
@@ -224,7 +246,7 @@ export function createWebProvider(options: WebProviderOptions = {}): CryptoProvi
       if (publicKey.length !== 32 || signature.length !== SIGNATURE_LENGTH) return false;
       try {
         if (!(await useWebCryptoCurves())) return nobleEd25519.verify(signature, message, publicKey, { zip215: false });
-        const key = await subtle.importKey('raw', buf(publicKey), { name: 'Ed25519' }, false, ['verify']);
+        const key = await importPublic('Ed25519', publicKey, ['verify']);
         return await subtle.verify('Ed25519', key, buf(signature), buf(message));
       } catch {
         return false; // an undecodable point
