@@ -17,7 +17,7 @@ import { checkTrusted, withAddressLock, type ProtocolStores } from './stores.js'
  * Verifies `bundle` and makes a new session with its device the current one.
  * @param now the caller's clock (ms since the epoch), recorded to expire unanswered sessions.
  */
-export function processPreKeyBundle(
+export async function processPreKeyBundle(
   provider: CryptoProvider,
   stores: ProtocolStores,
   address: ProtocolAddress,

@@ -40,7 +40,7 @@ export interface CiphertextMessage {
  * is a PreKeySignalMessage that lets it build the session.
  * @param now the caller's clock, in ms since the epoch.
  */
-export function encryptMessage(
+export async function encryptMessage(
   provider: CryptoProvider,
   stores: ProtocolStores,
   address: ProtocolAddress,
@@ -125,7 +125,7 @@ async function decryptWithRecord(
 }
 
 /** Decrypts a Whisper (type 2) message from `address`. */
-export function decryptSignalMessage(
+export async function decryptSignalMessage(
   provider: CryptoProvider,
   stores: ProtocolStores,
   address: ProtocolAddress,
@@ -196,7 +196,7 @@ async function sessionForPreKeyMessage(
 }
 
 /** Decrypts a PreKey (type 3) message from `address`, building the session it starts. */
-export function decryptPreKeySignalMessage(
+export async function decryptPreKeySignalMessage(
   provider: CryptoProvider,
   stores: ProtocolStores,
   address: ProtocolAddress,

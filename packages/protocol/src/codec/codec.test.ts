@@ -125,3 +125,16 @@ describe('codecs', () => {
     expect(MAC_LENGTH).toBe(8);
   });
 });
+
+describe('decrypt entry points', () => {
+  it('report undecodable input as a rejected promise, never a synchronous throw', async () => {
+    const { decryptSignalMessage, decryptPreKeySignalMessage, inMemoryStores, generateIdentityKeyPair } = await import('../index.js');
+    const stores = inMemoryStores(await generateIdentityKeyPair(provider), 1);
+    const address = { name: 'x', deviceId: 1 };
+    for (const decrypt of [decryptSignalMessage, decryptPreKeySignalMessage]) {
+      let promise: Promise<unknown> | undefined;
+      expect(() => (promise = decrypt(provider, stores, address, Uint8Array.of(0x13)))).not.toThrow();
+      expect(isProtocolError(await promise!.catch((e: unknown) => e))).toBe(true);
+    }
+  });
+});
