@@ -4,7 +4,7 @@
  * test-only peer) with in-memory stores. Either can publish a bundle, start a
  * session from the other's, and encrypt and decrypt.
  */
-import type { CryptoProvider } from '@parley/crypto';
+import { serializePublicKey, type CryptoProvider } from '@parley/crypto';
 import {
   decryptMessage,
   encryptMessage,
@@ -65,9 +65,9 @@ export async function parleyPeer(provider: CryptoProvider, name: string, deviceI
       return {
         registrationId,
         deviceId,
-        ...(preKey === undefined ? {} : { preKeyId: preKey.id, preKey: Uint8Array.of(0x05, ...preKey.publicKey) }),
+        ...(preKey === undefined ? {} : { preKeyId: preKey.id, preKey: serializePublicKey(preKey.publicKey) }),
         signedPreKeyId: signed.id,
-        signedPreKey: Uint8Array.of(0x05, ...signed.publicKey),
+        signedPreKey: serializePublicKey(signed.publicKey),
         signedPreKeySignature: signed.signature,
         identityKey: identity.publicKey,
         kyberPreKeyId: kyber.id,

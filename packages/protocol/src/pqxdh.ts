@@ -11,31 +11,25 @@
  * PQR seeds SPQR, which Parley does not speak yet; libsignal 0.90 then negotiates
  * SPQR off, and the third 32 bytes are unused.
  */
-import { concatBytes, isCryptoError, SecretBytes, type CryptoProvider } from '@parley/crypto';
+import { concatBytes, isCryptoError, type CryptoProvider, type SecretBytes } from '@parley/crypto';
 
-import type { ChainKey } from './chainKey.js';
 import { CURRENT_VERSION } from './codec/messages.js';
 import { agree } from './dh.js';
 import { ProtocolError } from './errors.js';
 import type { IdentityKeyPair } from './keys.js';
-import { createChain } from './rootKey.js';
+import { createChain, splitRootStep, type RootStep } from './rootKey.js';
 import type { RatchetKeyPair, SessionState } from './sessionState.js';
 
 const DISCONTINUITY = new Uint8Array(32).fill(0xff);
 const PQXDH_INFO = new TextEncoder().encode('WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024');
 
-async function deriveInitialKeys(provider: CryptoProvider, parts: SecretBytes[]): Promise<{ rootKey: SecretBytes; chainKey: ChainKey }> {
+/** RK ‖ CK from SK_input; the third 32 bytes (PQR) would seed SPQR and are dropped. */
+async function deriveInitialKeys(provider: CryptoProvider, parts: SecretBytes[]): Promise<RootStep> {
   const input = concatBytes(DISCONTINUITY, ...parts.map((p) => p.expose()));
   for (const part of parts) part.wipe();
   const okm = await provider.hkdfSha256(input, new Uint8Array(0), PQXDH_INFO, 96);
   input.fill(0);
-  const bytes = okm.expose();
-  const keys = {
-    rootKey: new SecretBytes(bytes.slice(0, 32)),
-    chainKey: { key: new SecretBytes(bytes.slice(32, 64)), index: 0 },
-  };
-  okm.wipe();
-  return keys;
+  return splitRootStep(okm);
 }
 
 export interface AliceParameters {

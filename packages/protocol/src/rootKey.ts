@@ -25,6 +25,11 @@ export async function createChain(
   const shared = await agree(provider, ourRatchetPrivateKey, theirRatchetKey, 'ratchet key');
   const okm = await provider.hkdfSha256(shared, rootKey.expose(), RATCHET_INFO, 64);
   shared.wipe();
+  return splitRootStep(okm);
+}
+
+/** RK ‖ CK from the first 64 bytes of a KDF output, which is wiped (any further bytes are ignored). */
+export function splitRootStep(okm: SecretBytes): RootStep {
   const bytes = okm.expose();
   const step = {
     rootKey: new SecretBytes(bytes.slice(0, 32)),

@@ -79,7 +79,7 @@ export function serializePreKeyRecord(record: PreKeyRecord): SecretBytes {
 export function deserializePreKeyRecord(bytes: Uint8Array): PreKeyRecord {
   return decoding('prekey record', bytes, (f) => ({
     id: optionalUint32(f, 1, 'id') ?? 0,
-    publicKey: decodePublicKey(bytesOf(f, 2, 'public_key'), 'public_key').slice(),
+    publicKey: decodePublicKey(bytesOf(f, 2, 'public_key'), 'public_key'),
     privateKey: new SecretBytes(bytesOf(f, 3, 'private_key', 32)),
   }));
 }
@@ -102,7 +102,7 @@ export function deserializeSignedPreKeyRecord(bytes: Uint8Array): SignedPreKeyRe
   return decoding('signed prekey record', bytes, (f) => ({
     id: optionalUint32(f, 1, 'id') ?? 0,
     timestamp: timestampOf(f),
-    publicKey: decodePublicKey(bytesOf(f, 2, 'public_key'), 'public_key').slice(),
+    publicKey: decodePublicKey(bytesOf(f, 2, 'public_key'), 'public_key'),
     privateKey: new SecretBytes(bytesOf(f, 3, 'private_key', 32)),
     signature: bytesOf(f, 4, 'signature', 64),
   }));
