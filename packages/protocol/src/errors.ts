@@ -27,7 +27,9 @@ export type ProtocolErrorCode =
   /** A key of the wrong type or length. */
   | 'INVALID_KEY'
   /** A stored record that this version cannot read. */
-  | 'INVALID_STATE';
+  | 'INVALID_STATE'
+  /** A username outside the allowed alphabet or length. */
+  | 'INVALID_USERNAME';
 
 const CATEGORY: Readonly<Record<ProtocolErrorCode, ErrorCategory>> = {
   INVALID_ENCODING: 'Codec',
@@ -41,6 +43,7 @@ const CATEGORY: Readonly<Record<ProtocolErrorCode, ErrorCategory>> = {
   NO_SESSION: 'Usage',
   INVALID_KEY: 'Validation',
   INVALID_STATE: 'Internal',
+  INVALID_USERNAME: 'Validation',
 };
 
 /** Details some codes carry. */

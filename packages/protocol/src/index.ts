@@ -24,6 +24,7 @@ export {
   type PreKeyBundle,
   type PreKeyRecord,
   type SignedPreKeyRecord,
+  verifyPreKeySignature,
 } from './keys.js';
 export * as limits from './limits.js';
 export { processPreKeyBundle } from './sessionBuilder.js';
@@ -67,3 +68,4 @@ export {
   serializePreKeyRecord,
   serializeSignedPreKeyRecord,
 } from './codec/keyRecords.js';
+export * from './wire/index.js';

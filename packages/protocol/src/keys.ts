@@ -15,6 +15,7 @@ import {
   KemType,
   serializePublicKey,
   xeddsaSign,
+  xeddsaVerify,
   type CryptoProvider,
   type SecretBytes,
 } from '@parley/crypto';
@@ -133,4 +134,19 @@ export async function generateKyberPreKey(
   const { publicKey, secretKey } = await provider.kemGenerateKeyPair(options.type ?? KemType.Kyber1024);
   const signature = await xeddsaSign(provider, identity.privateKey, publicKey);
   return { id, timestamp, publicKey, secretKey, signature, lastResort: options.lastResort ?? false };
+}
+
+/**
+ * Whether `signature` is the identity key's signature over a prekey's
+ * serialized public key (a Curve25519 key, or a type-prefixed KEM key), as in
+ * a prekey bundle.
+ * @throws ProtocolError `INVALID_KEY` if `identityKey` is not a serialized Curve25519 key.
+ */
+export async function verifyPreKeySignature(
+  provider: CryptoProvider,
+  identityKey: Uint8Array,
+  publicKey: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  return xeddsaVerify(provider, decodePublicKey(identityKey, 'identity key'), publicKey, signature);
 }

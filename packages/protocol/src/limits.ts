@@ -54,3 +54,25 @@ export const FINGERPRINT_ITERATIONS = 5_200;
 
 /** The most hashing rounds a safety number may ask for (libsignal's bound): a cap on the work a caller can request. */
 export const FINGERPRINT_MAX_ITERATIONS = 1_000_000;
+
+/**
+ * Devices per account, the primary included. Every send fans out to each of
+ * them, so the cap bounds the work and the mailbox space one message can take;
+ * Signal allows a primary and five linked devices, Parley a little more.
+ */
+export const MAX_DEVICES_PER_ACCOUNT = 16;
+
+/** The highest device id. Ids are never reused, so this also caps how many devices an account can ever link. */
+export const MAX_DEVICE_ID = 1_024;
+
+/**
+ * Accounts one send may address. One for a direct message; a group send
+ * addresses every member at once, and a group is capped well below this.
+ */
+export const MAX_SEND_DESTINATIONS = 1_024;
+
+/** Acknowledgements in one frame: enough to ack a full delivery window at once. */
+export const MAX_ACKS_PER_FRAME = 1_024;
+
+/** A registration id is 14 bits, never zero (as libsignal draws them). */
+export const MAX_REGISTRATION_ID = 0x3fff;

@@ -1,0 +1,27 @@
+/** Everything a request handler or connection may use, built once per server. */
+import type { CryptoProvider } from '@parley/crypto';
+
+import type { TokenIssuer } from './auth/tokens.js';
+import type { PostOffice } from './delivery/postOffice.js';
+import type { Directory } from './directory.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { RateLimiter } from './rateLimit.js';
+import type { Database } from './storage/database.js';
+
+export interface ServerContext {
+  readonly database: Database;
+  readonly provider: CryptoProvider;
+  readonly directory: Directory;
+  readonly tokens: TokenIssuer;
+  readonly postOffice: PostOffice;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly limits: {
+    readonly bundlesPerRequester: RateLimiter;
+    readonly bundlesPerTarget: RateLimiter;
+    readonly challenges: RateLimiter;
+    readonly registrations: RateLimiter;
+  };
+}

@@ -1,0 +1,312 @@
+/**
+ * One device's WebSocket, from login to close.
+ *
+ *   authenticating ──auth(token)──► open ──close──► closed
+ *
+ * The first frame must be `auth` with a valid token; then the device may send
+ * and acknowledge, and receives its mailbox in order: first what is stored
+ * (read from the database in windows), then, once caught up, new envelopes as
+ * they are committed. At most MAX_INFLIGHT_ENVELOPES (and MAX_INFLIGHT_BYTES)
+ * are pushed and unacknowledged at a time, and at most MAX_PENDING_SENDS sends
+ * wait for storage before the server stops reading the socket. A frame that
+ * does not decode closes this connection and nothing else.
+ */
+import type { RawData, WebSocket } from 'ws';
+
+import { decodeClientFrame, encodeServerFrame, isProtocolError, type ClientFrame, type ServerFrame } from '@parley/protocol';
+
+import type { TokenIssuer } from '../auth/tokens.js';
+import type { Directory } from '../directory.js';
+import { CloseCode } from '../errors.js';
+import { AUTH_TIMEOUT_MS, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_ENVELOPES, MAX_PENDING_SENDS } from '../limits.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { StoredEnvelope } from '../storage/mailbox.js';
+import type { MailboxListener, PostOffice, Sender, SendOutcome } from './postOffice.js';
+
+export interface ConnectionDeps {
+  readonly postOffice: PostOffice;
+  readonly tokens: TokenIssuer;
+  readonly directory: Directory;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+}
+
+/** WebSocket close reasons are limited to 123 bytes. */
+const reason = (text: string) => (text.length > 120 ? `${text.slice(0, 117)}...` : text);
+
+export class DeviceConnection implements MailboxListener {
+  readonly #socket: WebSocket;
+  readonly #deps: ConnectionDeps;
+  #state: 'authenticating' | 'verifying' | 'open' | 'closed' = 'authenticating';
+  #device: Sender | undefined;
+  readonly #authTimer: NodeJS.Timeout;
+
+  /** Sends are accepted one after another, so they are stored in the order sent. */
+  #sendChain: Promise<void> = Promise.resolve();
+  #pendingSends = 0;
+  #paused = false;
+
+  /** Pushed, not yet acknowledged: id → body bytes. */
+  readonly #inflight = new Map<number, number>();
+  #inflightBytes = 0;
+  /** The highest envelope id pushed on this connection. */
+  #cursor = 0;
+  /** `live`: caught up, committed envelopes are pushed as they come; `behind`: the mailbox must be read. */
+  #mode: 'live' | 'behind' = 'behind';
+  #reading = false;
+  /** Set when something was committed to the mailbox while a read was running. */
+  #dirty = false;
+  #drainedSent = false;
+  /** Cleared at each heartbeat, set by any pong or frame. */
+  alive = true;
+  /** Resolves when the socket has closed. */
+  readonly closed: Promise<void>;
+  readonly #resolveClosed: () => void;
+
+  constructor(socket: WebSocket, deps: ConnectionDeps) {
+    this.#socket = socket;
+    this.#deps = deps;
+    let resolveClosed!: () => void;
+    this.closed = new Promise((resolve) => {
+      resolveClosed = resolve;
+    });
+    this.#resolveClosed = resolveClosed;
+    this.#authTimer = setTimeout(() => {
+      this.end(CloseCode.AUTH_TIMEOUT, 'no auth frame in time');
+    }, AUTH_TIMEOUT_MS);
+    socket.on('message', (data, isBinary) => {
+      try {
+        this.#onMessage(data, isBinary);
+      } catch (error) {
+        this.#fail(error); // a bug, confined to this connection
+      }
+    });
+    socket.on('pong', () => {
+      this.alive = true;
+    });
+    socket.on('close', () => {
+      this.#onClose();
+    });
+    socket.on('error', () => {
+      // Protocol errors (oversized frames, bad UTF-8 in a close reason) are closed by ws itself with the right code.
+      deps.metrics.errors.inc({ code: 'WEBSOCKET' });
+    });
+  }
+
+  /** Envelopes pushed and not yet acknowledged. */
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  /** Stops reading frames (for shutdown: what was read is still stored and answered). */
+  pauseReading(): void {
+    this.#paused = true;
+    this.#socket.pause();
+  }
+
+  end(code: number, text: string): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    clearTimeout(this.#authTimer);
+    this.#socket.close(code, reason(text));
+  }
+
+  /** Sends a heartbeat ping; `alive` must be set again by the pong before the next one. */
+  ping(): void {
+    this.alive = false;
+    if (this.#socket.readyState === this.#socket.OPEN) this.#socket.ping();
+  }
+
+
+  /** Closes without a handshake: for a peer that stopped answering. */
+  terminate(): void {
+    this.#state = 'closed';
+    this.#socket.terminate();
+  }
+
+  offer(envelope: StoredEnvelope): void {
+    if (this.#state !== 'open') return;
+    if (this.#reading) {
+      this.#dirty = true;
+    } else if (this.#mode === 'live' && this.#hasRoom()) {
+      this.#push(envelope);
+    } else {
+      this.#mode = 'behind';
+      if (this.#hasRoom()) void this.#pump();
+    }
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    this.alive = true;
+    if (this.#state === 'closed') return;
+    if (!isBinary || !(data instanceof Uint8Array)) {
+      this.end(CloseCode.UNSUPPORTED_DATA, 'Parley speaks binary frames only');
+      return;
+    }
+    let frame: ClientFrame;
+    try {
+      frame = decodeClientFrame(data);
+    } catch (error) {
+      if (!isProtocolError(error)) throw error;
+      this.#deps.metrics.errors.inc({ code: 'MALFORMED_FRAME' });
+      this.end(CloseCode.MALFORMED_FRAME, error.message);
+      return;
+    }
+    if ((frame.kind === 'auth') !== (this.#state === 'authenticating')) {
+      this.#deps.metrics.errors.inc({ code: 'MALFORMED_FRAME' });
+      this.end(CloseCode.MALFORMED_FRAME, frame.kind === 'auth' ? 'already authenticated' : 'the first frame must be auth');
+      return;
+    }
+    switch (frame.kind) {
+      case 'auth':
+        void this.#authenticate(frame.token).catch((error: unknown) => {
+          this.#fail(error);
+        });
+        return;
+      case 'send':
+        this.#send(frame.requestId, frame.destinations);
+        return;
+      case 'ack':
+        this.#acknowledge(frame.ids);
+        return;
+    }
+  }
+
+  async #authenticate(token: Uint8Array): Promise<void> {
+    this.#state = 'verifying';
+    const identity = await this.#deps.tokens.verify(token);
+    const account = identity === undefined ? undefined : await this.#deps.directory.byId(identity.accountId);
+    if (identity === undefined || account?.devices.has(identity.deviceId) !== true) {
+      this.end(CloseCode.UNAUTHORIZED, 'invalid or expired token');
+      return;
+    }
+    if (this.#closed()) return; // closed while the token was checked
+    clearTimeout(this.#authTimer);
+    this.#device = { ...identity, username: account.username };
+    this.#state = 'open';
+    this.#deps.postOffice.listen(this.#device, this)?.end(CloseCode.REPLACED, 'replaced by a newer connection');
+    this.#deps.metrics.connections.inc();
+    this.#write({ kind: 'ready' });
+    void this.#pump();
+  }
+
+  #send(requestId: number, destinations: Extract<ClientFrame, { kind: 'send' }>['destinations']): void {
+    const device = this.#device!;
+    if (++this.#pendingSends >= MAX_PENDING_SENDS && !this.#paused) this.#socket.pause();
+    this.#sendChain = this.#sendChain.then(async () => {
+      let stored: Promise<SendOutcome>;
+      try {
+        ({ stored } = await this.#deps.postOffice.accept(device, destinations));
+      } catch (error) {
+        this.#deps.log.error({ err: error }, 'checking a send failed');
+        stored = Promise.resolve({ ok: false, code: 'UNAVAILABLE', message: 'the server could not check the send; try again', mismatches: [] });
+      }
+      void stored.then((outcome) => {
+        this.#write(
+          outcome.ok
+            ? { kind: 'sent', requestId, timestamp: outcome.timestamp }
+            : { kind: 'refused', requestId, code: outcome.code, message: outcome.message, mismatches: outcome.mismatches },
+        );
+        if (--this.#pendingSends < MAX_PENDING_SENDS / 2 && !this.#paused && this.#socket.isPaused) this.#socket.resume();
+      });
+    });
+  }
+
+  #acknowledge(ids: readonly number[]): void {
+    const acknowledged: number[] = [];
+    for (const id of ids) {
+      const bytes = this.#inflight.get(id);
+      if (bytes === undefined) continue; // not pushed on this connection: nothing of anyone else's can be touched
+      this.#inflight.delete(id);
+      this.#inflightBytes -= bytes;
+      acknowledged.push(id);
+    }
+    if (acknowledged.length > 0) this.#deps.postOffice.acknowledge(this.#device!, acknowledged);
+    if (this.#mode === 'behind' && this.#hasRoom()) void this.#pump();
+  }
+
+  /** Whether the connection was closed (callers check after every await). */
+  #closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /** Whether an envelope was committed to the mailbox during the last read. */
+  #committedMeanwhile(): boolean {
+    return this.#dirty;
+  }
+
+  #hasRoom(): boolean {
+    return this.#inflight.size < MAX_INFLIGHT_ENVELOPES && this.#inflightBytes < MAX_INFLIGHT_BYTES;
+  }
+
+  /** Reads the mailbox after the cursor and pushes until the window is full or the mailbox is drained. */
+  async #pump(): Promise<void> {
+    if (this.#reading) {
+      this.#dirty = true;
+      return;
+    }
+    this.#reading = true;
+    try {
+      while (!this.#closed() && this.#hasRoom()) {
+        this.#dirty = false;
+        const room = MAX_INFLIGHT_ENVELOPES - this.#inflight.size;
+        const envelopes = await this.#deps.postOffice.read(this.#device!, this.#cursor, room);
+        for (const envelope of envelopes) {
+          if (this.#closed() || !this.#hasRoom()) break;
+          if (envelope.id > this.#cursor) this.#push(envelope);
+        }
+        if (envelopes.length < room && !this.#committedMeanwhile()) {
+          this.#mode = 'live';
+          if (!this.#drainedSent) {
+            this.#drainedSent = true;
+            this.#write({ kind: 'drained' });
+          }
+          return;
+        }
+      }
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  #push(envelope: StoredEnvelope): void {
+    this.#inflight.set(envelope.id, envelope.body.length);
+    this.#inflightBytes += envelope.body.length;
+    this.#cursor = envelope.id;
+    this.#deps.metrics.delivered.inc();
+    this.#write({
+      kind: 'envelope',
+      envelope: {
+        id: envelope.id,
+        timestamp: envelope.timestamp,
+        source: envelope.source,
+        sourceDevice: envelope.sourceDevice,
+        type: envelope.type,
+        body: envelope.body,
+      },
+    });
+  }
+
+  #write(frame: ServerFrame): void {
+    if (this.#socket.readyState === this.#socket.OPEN) this.#socket.send(encodeServerFrame(frame));
+  }
+
+  #fail(error: unknown): void {
+    this.#deps.log.error({ err: error }, 'a connection failed');
+    this.#deps.metrics.errors.inc({ code: 'INTERNAL' });
+    this.end(CloseCode.INTERNAL, 'internal error');
+  }
+
+  #onClose(): void {
+    clearTimeout(this.#authTimer);
+    this.#resolveClosed();
+    if (this.#device !== undefined) {
+      this.#deps.postOffice.unlisten(this.#device, this);
+      this.#deps.metrics.connections.dec();
+    }
+    this.#state = 'closed';
+  }
+}

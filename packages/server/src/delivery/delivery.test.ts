@@ -1,0 +1,191 @@
+/**
+ * Sending and delivery against a real server process, on each engine:
+ * device-set checks, mailbox isolation, order, at-least-once delivery and the
+ * limits that refuse a send instead of dropping it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { MAX_ENVELOPE_BYTES } from '../limits.js';
+import { engineCases, freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../../testing/server.js';
+import { TestAccount, to, type Connection } from '../../../../testing/device.js';
+
+const text = (s: string) => new TextEncoder().encode(s);
+const read = (b: Uint8Array) => new TextDecoder().decode(b);
+
+describe.each(engineCases)('delivery on $title', ({ engine, available }) => {
+  let storage: Storage;
+  let server: ServerProcess;
+  let counter = 0;
+  const name = (prefix: string) => `${prefix}_${++counter}`;
+
+  beforeAll(async () => {
+    if (!available) return;
+    storage = await freshStorage(engine);
+    server = await spawnServer(storage);
+  });
+  afterAll(async () => {
+    if (!available) return;
+    await server.stop();
+    await storage.drop();
+  });
+
+  it.skipIf(!available)('delivers to every device of the recipient, in order, and deletes only after the ack', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const bob2 = await bob.link(bob.devices[0]!);
+    const sender = await alice.devices[0]!.connect(server.wsUrl);
+
+    for (let i = 0; i < 20; i++) {
+      const answer = await sender.request([to(bob, (d) => text(`m${i} for ${d}`))]);
+      expect(answer.kind).toBe('sent');
+    }
+
+    for (const device of [bob.devices[0]!, bob2]) {
+      const inbox = await device.connect(server.wsUrl);
+      const envelopes = await inbox.envelopes(20);
+      expect(envelopes.map((e) => read(e.body))).toEqual(Array.from({ length: 20 }, (_, i) => `m${i} for ${device.deviceId}`));
+      expect(envelopes.every((e) => e.source === alice.username && e.sourceDevice === 1 && e.type === 2)).toBe(true);
+      await inbox.next('drained');
+      // Not acknowledged: a new connection gets all of them again (at least once).
+      await inbox.close();
+      const again = await device.connect(server.wsUrl);
+      const redelivered = await again.envelopes(20);
+      expect(redelivered.map((e) => e.id)).toEqual(envelopes.map((e) => e.id));
+      again.ack(redelivered.slice(0, 15).map((e) => e.id));
+      await again.next('drained');
+      await again.close();
+      const third = await device.connect(server.wsUrl);
+      const rest = await third.envelopes(5);
+      expect(rest.map((e) => e.id)).toEqual(envelopes.slice(15).map((e) => e.id));
+      third.ack(rest.map((e) => e.id));
+      await third.next('drained');
+      await third.close();
+    }
+    await sender.close();
+  });
+
+  it.skipIf(!available)('pushes live envelopes to a connected device as soon as they are stored', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const inbox = await bob.devices[0]!.connect(server.wsUrl);
+    await inbox.next('drained');
+    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    const ids = Array.from({ length: 50 }, (_, i) => sender.submit([to(bob, () => text(`live ${i}`))]));
+    const answers = await Promise.all(ids.map((id) => sender.answer(id)));
+    expect(answers.every((a) => a.kind === 'sent')).toBe(true);
+    const envelopes = await inbox.envelopes(50);
+    expect(envelopes.map((e) => read(e.body))).toEqual(Array.from({ length: 50 }, (_, i) => `live ${i}`));
+    expect(envelopes.map((e) => e.id)).toEqual([...envelopes.map((e) => e.id)].sort((a, b) => a - b));
+    inbox.ack(envelopes.map((e) => e.id));
+    await Promise.all([inbox.close(), sender.close()]);
+  });
+
+  it.skipIf(!available)('refuses a send that misses, invents or has a stale device, with the exact lists', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const bob2 = await bob.link(bob.devices[0]!);
+    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    const message = (deviceId: number, registrationId: number) => ({ deviceId, registrationId, type: 2, body: text('x') });
+
+    const missing = await sender.request([{ username: bob.username, messages: [message(1, bob.devices[0]!.registrationId)] }]);
+    expect(missing).toMatchObject({ kind: 'refused', code: 'DEVICE_MISMATCH', mismatches: [{ username: bob.username, missing: [2], extra: [], stale: [] }] });
+
+    const wrong = await sender.request([
+      {
+        username: bob.username,
+        messages: [message(1, bob.devices[0]!.registrationId), message(2, (bob2.registrationId % 16000) + 1), message(7, 1)],
+      },
+    ]);
+    expect(wrong).toMatchObject({ kind: 'refused', code: 'DEVICE_MISMATCH', mismatches: [{ missing: [], extra: [7], stale: [2] }] });
+
+    // Nothing of a refused send was stored: Bob's devices get nothing.
+    const inbox = await bob2.connect(server.wsUrl);
+    await inbox.next('drained');
+    expect(inbox.pending.filter((f) => f.kind === 'envelope')).toHaveLength(0);
+
+    // A send to one's own account leaves out the sending device, and naming it is an error.
+    const alice2 = await alice.link(alice.devices[0]!);
+    const self = await sender.request([to(alice, () => text('note to self'))]);
+    expect(self).toMatchObject({ kind: 'refused', mismatches: [{ username: alice.username, extra: [1] }] });
+    expect((await sender.request([to(alice, () => text('note to self'), alice.devices[0])])).kind).toBe('sent');
+    const mine = await alice2.connect(server.wsUrl);
+    expect(read((await mine.envelopes(1))[0]!.body)).toBe('note to self');
+
+    const unknown = await sender.request([{ username: 'nobody_here', messages: [message(1, 1)] }]);
+    expect(unknown).toMatchObject({ kind: 'refused', code: 'UNKNOWN_RECIPIENT' });
+    await Promise.all([sender.close(), inbox.close(), mine.close()]);
+  });
+
+  it.skipIf(!available)('stores a multi-destination send whole or not at all', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const carol = await TestAccount.register(server.url, name('carol'));
+    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    const refused = await sender.request([to(bob, () => text('both')), { username: carol.username, messages: [{ deviceId: 9, registrationId: 1, type: 2, body: text('x') }] }]);
+    expect(refused).toMatchObject({ kind: 'refused', mismatches: [{ username: carol.username, missing: [1], extra: [9] }] });
+    expect((await sender.request([to(bob, () => text('both')), to(carol, () => text('both'))])).kind).toBe('sent');
+    for (const account of [bob, carol]) {
+      const inbox = await account.devices[0]!.connect(server.wsUrl);
+      const envelopes = await inbox.envelopes(1);
+      expect(read(envelopes[0]!.body)).toBe('both');
+      await inbox.next('drained');
+      expect(inbox.pending.filter((f) => f.kind === 'envelope')).toHaveLength(0);
+      await inbox.close();
+    }
+    await sender.close();
+  });
+
+  it.skipIf(!available)('never lets a device read or acknowledge another mailbox, whatever ids it sends', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const mallory = await TestAccount.register(server.url, name('mallory'));
+    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    for (let i = 0; i < 5; i++) expect((await sender.request([to(bob, () => text(`secret ${i}`))])).kind).toBe('sent');
+
+    // Mallory learns Bob's envelope ids (say, by guessing: they are counters) and acks them all, and many more.
+    const bobInbox = await bob.devices[0]!.connect(server.wsUrl);
+    const ids = (await bobInbox.envelopes(5)).map((e) => e.id);
+    await bobInbox.close();
+    const malloryInbox = await mallory.devices[0]!.connect(server.wsUrl);
+    await malloryInbox.next('drained');
+    const guesses = Array.from({ length: 1000 }, (_, i) => Math.max(1, ids[0]! - 500) + i);
+    malloryInbox.ack(guesses);
+    malloryInbox.ack(ids);
+    // Mallory receives nothing of Bob's.
+    expect(malloryInbox.pending.filter((f) => f.kind === 'envelope')).toHaveLength(0);
+    // A send through Mallory's connection makes the acks committed before Bob reconnects.
+    expect((await malloryInbox.request([to(alice, () => text('hi'))])).kind).toBe('sent');
+    await malloryInbox.close();
+
+    const again = await bob.devices[0]!.connect(server.wsUrl);
+    const envelopes = await again.envelopes(5);
+    expect(envelopes.map((e) => e.id)).toEqual(ids);
+    expect(envelopes.map((e) => read(e.body))).toEqual(Array.from({ length: 5 }, (_, i) => `secret ${i}`));
+    await Promise.all([again.close(), sender.close()]);
+  });
+
+  it.skipIf(!available)('refuses an envelope over the size limit explicitly, and stores nothing of it', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    const answer = await sender.request([to(bob, () => new Uint8Array(MAX_ENVELOPE_BYTES + 1))]);
+    expect(answer).toMatchObject({ kind: 'refused', code: 'MESSAGE_TOO_LARGE' });
+    expect((await sender.request([to(bob, () => new Uint8Array(MAX_ENVELOPE_BYTES))])).kind).toBe('sent');
+    const inbox = await bob.devices[0]!.connect(server.wsUrl);
+    expect((await inbox.envelopes(1))[0]!.body.length).toBe(MAX_ENVELOPE_BYTES);
+    await inbox.next('drained');
+    expect(inbox.pending.filter((f) => f.kind === 'envelope')).toHaveLength(0);
+    await Promise.all([inbox.close(), sender.close()]);
+  });
+
+  it.skipIf(!available)('a newer connection of the same device replaces the older one', async () => {
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const first = await bob.devices[0]!.connect(server.wsUrl);
+    const second = await bob.devices[0]!.connect(server.wsUrl);
+    expect(await first.closed).toMatchObject({ code: 4409 });
+    await second.next('drained');
+    await second.close();
+  });
+});
+
+export type { Connection };

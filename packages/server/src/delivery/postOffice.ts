@@ -1,0 +1,251 @@
+/**
+ * The post office: checks each send against its destinations' device sets,
+ * stores accepted envelopes durably, answers the sender only after the commit,
+ * and hands stored envelopes to the recipients' open connections.
+ *
+ * Writes are group-committed: every send and acknowledgement that arrives
+ * while a transaction runs goes into the next one, so one commit (one fsync on
+ * SQLite) serves many senders. A send is stored whole or not at all.
+ */
+import type { Kysely } from 'kysely';
+
+import type { DeviceMismatch, Destination, SendRefusalCode } from '@parley/protocol';
+
+import type { DeviceIdentity } from '../auth/tokens.js';
+import type { Directory } from '../directory.js';
+import { MAX_ENVELOPE_BYTES, MAX_MAILBOX_ENVELOPES } from '../limits.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import {
+  deleteEnvelopes,
+  insertEnvelopes,
+  mailboxKey,
+  mailboxSizes,
+  readMailbox,
+  type NewEnvelope,
+  type StoredEnvelope,
+} from '../storage/mailbox.js';
+import type { Schema } from '../storage/schema.js';
+
+/** A device's sender identity, as its envelopes name it. */
+export interface Sender extends DeviceIdentity {
+  readonly username: string;
+}
+
+export type SendOutcome =
+  | { readonly ok: true; readonly timestamp: number }
+  | { readonly ok: false; readonly code: SendRefusalCode; readonly message: string; readonly mismatches: readonly DeviceMismatch[] };
+
+/** Who receives stored envelopes as they are committed: an open connection for the mailbox. */
+export interface MailboxListener {
+  offer(envelope: StoredEnvelope): void;
+  /** Ends the listener's connection (it was replaced, or its device removed). */
+  end(code: number, reason: string): void;
+}
+
+interface PendingSend {
+  readonly envelopes: NewEnvelope[];
+  readonly accountIds: readonly number[];
+  readonly resolve: (outcome: SendOutcome) => void;
+}
+
+const refuse = (code: SendRefusalCode, message: string, mismatches: readonly DeviceMismatch[] = []): SendOutcome => ({
+  ok: false,
+  code,
+  message,
+  mismatches,
+});
+
+const settled = (outcome: SendOutcome) => ({ stored: Promise.resolve(outcome) });
+
+export class PostOffice {
+  readonly #db: Kysely<Schema>;
+  readonly #directory: Directory;
+  readonly #metrics: Metrics;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #listeners = new Map<string, MailboxListener>();
+
+  #sends: PendingSend[] = [];
+  #acks = new Map<string, { accountId: number; deviceId: number; ids: number[] }>();
+  #scheduled = false;
+  #flushing: Promise<void> | undefined;
+  #lastTimestamp = 0;
+
+  constructor(deps: { db: Kysely<Schema>; directory: Directory; metrics: Metrics; log: Logger; now: () => number }) {
+    this.#db = deps.db;
+    this.#directory = deps.directory;
+    this.#metrics = deps.metrics;
+    this.#log = deps.log;
+    this.#now = deps.now;
+  }
+
+  /**
+   * Checks a send against its destinations' device sets and queues it for
+   * storage. Sends accepted in order are stored in order, so a connection
+   * calls this for one send after another. `stored` resolves once the send is
+   * committed, or refused; it never rejects.
+   */
+  async accept(sender: Sender, destinations: readonly Destination[]): Promise<{ readonly stored: Promise<SendOutcome> }> {
+    const envelopes: NewEnvelope[] = [];
+    const accountIds: number[] = [];
+    const mismatches: DeviceMismatch[] = [];
+    for (const destination of destinations) {
+      const account = await this.#directory.byUsername(destination.username);
+      if (account === undefined) {
+        return settled(refuse('UNKNOWN_RECIPIENT', `no account named ${destination.username}`));
+      }
+      accountIds.push(account.id);
+      const named = new Set<number>();
+      const extra: number[] = [];
+      const stale: number[] = [];
+      for (const message of destination.messages) {
+        named.add(message.deviceId);
+        const device = account.devices.get(message.deviceId);
+        const own = account.id === sender.accountId && message.deviceId === sender.deviceId;
+        if (device === undefined || own) extra.push(message.deviceId);
+        else if (device.registrationId !== message.registrationId) stale.push(message.deviceId);
+        if (message.body.length > MAX_ENVELOPE_BYTES) {
+          return settled(refuse('MESSAGE_TOO_LARGE', `an envelope body is at most ${MAX_ENVELOPE_BYTES} bytes`));
+        }
+      }
+      const missing = [...account.devices.keys()].filter(
+        (id) => !named.has(id) && !(account.id === sender.accountId && id === sender.deviceId),
+      );
+      if (missing.length + extra.length + stale.length > 0) {
+        mismatches.push({ username: account.username, missing, extra, stale });
+        continue;
+      }
+      for (const message of destination.messages) {
+        envelopes.push({
+          accountId: account.id,
+          deviceId: message.deviceId,
+          source: sender.username,
+          sourceDevice: sender.deviceId,
+          type: message.type,
+          body: message.body,
+          timestamp: 0,
+        });
+      }
+    }
+    if (mismatches.length > 0) {
+      return settled(refuse('DEVICE_MISMATCH', 'the send does not name exactly the devices of its destinations', mismatches));
+    }
+    const stored = new Promise<SendOutcome>((resolve) => {
+      this.#sends.push({ envelopes, accountIds, resolve });
+    });
+    this.#schedule();
+    return { stored };
+  }
+
+  /** Queues the deletion of acknowledged envelopes from one mailbox. */
+  acknowledge(mailbox: DeviceIdentity, ids: readonly number[]): void {
+    const key = mailboxKey(mailbox.accountId, mailbox.deviceId);
+    const entry = this.#acks.get(key) ?? { accountId: mailbox.accountId, deviceId: mailbox.deviceId, ids: [] };
+    entry.ids.push(...ids);
+    this.#acks.set(key, entry);
+    this.#schedule();
+  }
+
+  /** Reads a mailbox from storage (for a connection that is draining). */
+  read(mailbox: DeviceIdentity, afterId: number, limit: number): Promise<StoredEnvelope[]> {
+    return readMailbox(this.#db, mailbox.accountId, mailbox.deviceId, afterId, limit);
+  }
+
+  /** Sets the listener for a mailbox, returning the one it replaces. */
+  listen(mailbox: DeviceIdentity, listener: MailboxListener): MailboxListener | undefined {
+    const key = mailboxKey(mailbox.accountId, mailbox.deviceId);
+    const previous = this.#listeners.get(key);
+    this.#listeners.set(key, listener);
+    return previous;
+  }
+
+  /** The listener of a mailbox, if any. */
+  listener(mailbox: DeviceIdentity): MailboxListener | undefined {
+    return this.#listeners.get(mailboxKey(mailbox.accountId, mailbox.deviceId));
+  }
+
+  /** Removes a mailbox's listener, if it is still `listener`. */
+  unlisten(mailbox: DeviceIdentity, listener: MailboxListener): void {
+    const key = mailboxKey(mailbox.accountId, mailbox.deviceId);
+    if (this.#listeners.get(key) === listener) this.#listeners.delete(key);
+  }
+
+  /** Sends waiting for the next commit. */
+  get queueDepth(): number {
+    return this.#sends.length;
+  }
+
+  /** Resolves when everything queued so far has been committed. */
+  async flush(): Promise<void> {
+    while (this.#flushing !== undefined || this.#sends.length > 0 || this.#acks.size > 0) {
+      if (this.#flushing !== undefined) await this.#flushing;
+      else await this.#run();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#flushing !== undefined) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (this.#flushing === undefined) void this.#run();
+    });
+  }
+
+  #run(): Promise<void> {
+    const sends = this.#sends;
+    const acks = [...this.#acks.values()];
+    this.#sends = [];
+    this.#acks = new Map();
+    this.#flushing = this.#commit(sends, acks).finally(() => {
+      this.#flushing = undefined;
+      if (this.#sends.length > 0 || this.#acks.size > 0) this.#schedule();
+    });
+    return this.#flushing;
+  }
+
+  async #commit(sends: readonly PendingSend[], acks: readonly { accountId: number; deviceId: number; ids: number[] }[]): Promise<void> {
+    const started = performance.now();
+    const timestamp = (this.#lastTimestamp = Math.max(this.#lastTimestamp, this.#now()));
+    const outcomes: SendOutcome[] = [];
+    let stored: StoredEnvelope[] = [];
+    try {
+      stored = await this.#db.transaction().execute(async (trx) => {
+        const accountIds = [...new Set(sends.flatMap((s) => s.accountIds))];
+        const sizes = await mailboxSizes(trx, accountIds);
+        const accepted: NewEnvelope[] = [];
+        for (const send of sends) {
+          const added = new Map<string, number>();
+          for (const e of send.envelopes) {
+            const key = mailboxKey(e.accountId, e.deviceId);
+            added.set(key, (added.get(key) ?? sizes.get(key) ?? 0) + 1);
+          }
+          if ([...added.values()].some((size) => size > MAX_MAILBOX_ENVELOPES)) {
+            outcomes.push(refuse('MAILBOX_FULL', `a recipient's mailbox holds ${MAX_MAILBOX_ENVELOPES} envelopes already`));
+            continue;
+          }
+          for (const [key, size] of added) sizes.set(key, size);
+          for (const e of send.envelopes) accepted.push({ ...e, timestamp });
+          outcomes.push({ ok: true, timestamp });
+        }
+        for (const ack of acks) await deleteEnvelopes(trx, ack.accountId, ack.deviceId, ack.ids);
+        return insertEnvelopes(trx, accepted);
+      });
+    } catch (error) {
+      this.#log.error({ err: error, sends: sends.length }, 'storing a batch failed; its sends are refused');
+      this.#metrics.errors.inc({ code: 'STORAGE' });
+      for (const send of sends) send.resolve(refuse('UNAVAILABLE', 'the server could not store the send; try again'));
+      return;
+    }
+    this.#metrics.batchSeconds.observe((performance.now() - started) / 1000);
+    this.#metrics.stored.inc(stored.length);
+    this.#metrics.acked.inc(acks.reduce((n, a) => n + a.ids.length, 0));
+    sends.forEach((send, i) => {
+      const outcome = outcomes[i]!;
+      if (!outcome.ok) this.#metrics.refused.inc({ code: outcome.code });
+      send.resolve(outcome);
+    });
+    for (const envelope of stored) this.#listeners.get(mailboxKey(envelope.accountId, envelope.deviceId))?.offer(envelope);
+  }
+}

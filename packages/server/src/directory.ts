@@ -1,0 +1,56 @@
+/**
+ * Accounts as the rest of the server sees them, cached in memory: every send
+ * checks its destinations' device sets, so this is the hottest read there is.
+ * Whatever changes an account (a new device, a new device list) calls
+ * `invalidate` after its transaction commits.
+ */
+import type { Kysely } from 'kysely';
+
+import { findAccount, findAccountById, type StoredAccount } from './storage/accounts.js';
+import type { Schema } from './storage/schema.js';
+
+/** Accounts kept in memory; a cache miss costs two indexed reads. */
+const CACHE_SIZE = 10_000;
+
+export class Directory {
+  readonly #db: Kysely<Schema>;
+  readonly #byName = new Map<string, StoredAccount>();
+  readonly #byId = new Map<number, StoredAccount>();
+
+  constructor(db: Kysely<Schema>) {
+    this.#db = db;
+  }
+
+  async byUsername(username: string): Promise<StoredAccount | undefined> {
+    const cached = this.#byName.get(username);
+    if (cached !== undefined) return cached;
+    const account = await findAccount(this.#db, username);
+    if (account !== undefined) this.#remember(account);
+    return account;
+  }
+
+  async byId(id: number): Promise<StoredAccount | undefined> {
+    const cached = this.#byId.get(id);
+    if (cached !== undefined) return cached;
+    const account = await findAccountById(this.#db, id);
+    if (account !== undefined) this.#remember(account);
+    return account;
+  }
+
+  /** Forgets an account, so the next read sees what was just committed. */
+  invalidate(id: number): void {
+    const account = this.#byId.get(id);
+    if (account === undefined) return;
+    this.#byId.delete(id);
+    this.#byName.delete(account.username);
+  }
+
+  #remember(account: StoredAccount): void {
+    if (this.#byId.size >= CACHE_SIZE) {
+      const oldest = this.#byId.values().next().value;
+      if (oldest !== undefined) this.invalidate(oldest.id);
+    }
+    this.#byId.set(account.id, account);
+    this.#byName.set(account.username, account);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The server's one error type, and the one table that maps each code to an
+ * HTTP status and a WebSocket close code. Messages are for people; clients
+ * branch on `code`.
+ */
+import type { ErrorCategory } from '@parley/crypto';
+
+export type ServerErrorCode =
+  /** A body, parameter or frame that does not match its schema. */
+  | 'BAD_REQUEST'
+  /** No valid credential, or a credential for a device that no longer exists. */
+  | 'UNAUTHORIZED'
+  /** A valid credential that does not allow this. */
+  | 'FORBIDDEN'
+  /** No such account or device; the answer is the same for both. */
+  | 'NOT_FOUND'
+  /** The username belongs to another account. */
+  | 'USERNAME_TAKEN'
+  /** A device list whose version is not newer than the stored one, or that changes what it may not. */
+  | 'STALE_DEVICE_LIST'
+  /** A signature (device list, prekey, challenge) that does not verify. */
+  | 'INVALID_SIGNATURE'
+  /** More of something than a limit allows (keys stored, devices). */
+  | 'LIMIT_EXCEEDED'
+  /** A body or frame larger than its limit. */
+  | 'TOO_LARGE'
+  /** Too many requests; `retryAfterSeconds` says when to try again. */
+  | 'RATE_LIMITED'
+  /** The server is shutting down or its storage failed; try again. */
+  | 'UNAVAILABLE'
+  /** A bug. */
+  | 'INTERNAL';
+
+interface Mapping {
+  readonly status: number;
+  readonly category: ErrorCategory;
+}
+
+/** HTTP status and category of each code. WebSocket close codes are in {@link CloseCode}. */
+export const ERRORS: Readonly<Record<ServerErrorCode, Mapping>> = {
+  BAD_REQUEST: { status: 400, category: 'Validation' },
+  UNAUTHORIZED: { status: 401, category: 'CryptoVerification' },
+  FORBIDDEN: { status: 403, category: 'Usage' },
+  NOT_FOUND: { status: 404, category: 'Usage' },
+  USERNAME_TAKEN: { status: 409, category: 'Usage' },
+  STALE_DEVICE_LIST: { status: 409, category: 'Validation' },
+  INVALID_SIGNATURE: { status: 400, category: 'CryptoVerification' },
+  LIMIT_EXCEEDED: { status: 422, category: 'Validation' },
+  TOO_LARGE: { status: 413, category: 'Validation' },
+  RATE_LIMITED: { status: 429, category: 'Usage' },
+  UNAVAILABLE: { status: 503, category: 'Internal' },
+  INTERNAL: { status: 500, category: 'Internal' },
+};
+
+/** Why the server closed a WebSocket. 1xxx are the standard codes; 4xxx are Parley's. */
+export const CloseCode = {
+  /** The server is shutting down: reconnect later. */
+  GOING_AWAY: 1001,
+  /** A text frame; Parley speaks binary frames only. */
+  UNSUPPORTED_DATA: 1003,
+  /** A frame over MAX_FRAME_BYTES (sent by `ws` itself). */
+  TOO_BIG: 1009,
+  /** A bug on the server. */
+  INTERNAL: 1011,
+  /** A frame that does not decode, or arrives in the wrong state. */
+  MALFORMED_FRAME: 4400,
+  /** The token is missing, invalid or expired, or the device was removed. */
+  UNAUTHORIZED: 4401,
+  /** No token within AUTH_TIMEOUT_MS. */
+  AUTH_TIMEOUT: 4408,
+  /** The same device opened a newer connection. */
+  REPLACED: 4409,
+  /** No pong within a heartbeat interval. */
+  HEARTBEAT_TIMEOUT: 4410,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+export class ServerError extends Error {
+  override readonly name = 'ServerError';
+  readonly code: ServerErrorCode;
+  readonly status: number;
+  readonly category: ErrorCategory;
+  /** For RATE_LIMITED: seconds until a retry can succeed. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ServerErrorCode, message: string, options: { cause?: unknown; retryAfterSeconds?: number } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.category = ERRORS[code].category;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export function isServerError(error: unknown): error is ServerError {
+  return error instanceof ServerError;
+}

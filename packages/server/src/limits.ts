@@ -1,0 +1,92 @@
+/**
+ * Every limit of the server, with the reason for its value. Over a limit, the
+ * client gets an explicit error: a send is refused before it is stored, never
+ * acknowledged and then dropped.
+ */
+
+/**
+ * Largest envelope body. Message text, a reaction or an attachment pointer
+ * with its key fits in a few KiB; 256 KiB leaves room for long messages and
+ * padding while keeping one send's fan-out to 16 devices under 4 MiB.
+ */
+export const MAX_ENVELOPE_BYTES = 256 * 1024;
+
+/**
+ * Largest WebSocket frame a client may send. One send carries a copy per
+ * device, so a frame must fit MAX_DEVICES_PER_ACCOUNT envelopes of the largest
+ * size plus framing; anything larger closes the connection (1009) unread.
+ */
+export const MAX_FRAME_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+
+/**
+ * Envelopes one device's mailbox may hold. A device offline for weeks in busy
+ * groups collects thousands; past this, senders are told MAILBOX_FULL instead
+ * of the server filling its disk for a device that may never come back.
+ */
+export const MAX_MAILBOX_ENVELOPES = 20_000;
+
+/**
+ * Envelopes pushed to one connection and not yet acknowledged. A window keeps
+ * the link busy without letting one slow reader pin unbounded memory: with
+ * MAX_INFLIGHT_BYTES it bounds what the server buffers per connection.
+ */
+export const MAX_INFLIGHT_ENVELOPES = 128;
+
+/** Bytes of envelopes pushed to one connection and not yet acknowledged (at least one envelope is always allowed). */
+export const MAX_INFLIGHT_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Sends one connection may have waiting for storage. Past this the server
+ * stops reading the socket until some are stored (TCP backpressure), so a
+ * fast sender slows down instead of growing the server's queue.
+ */
+export const MAX_PENDING_SENDS = 256;
+
+/** How long a new WebSocket may take to present its token before it is closed. */
+export const AUTH_TIMEOUT_MS = 10_000;
+
+/** How often the server pings each WebSocket; a connection that misses a whole interval is closed. */
+export const HEARTBEAT_INTERVAL_MS = 30_000;
+
+/**
+ * Lifetime of a connection token. Short, because a token is a bearer
+ * credential; a device signs a fresh challenge to get another.
+ */
+export const TOKEN_LIFETIME_MS = 10 * 60 * 1000;
+
+/** Lifetime of a login challenge: a round trip, with room for a slow phone. */
+export const CHALLENGE_LIFETIME_MS = 60 * 1000;
+
+/** Lifetime of a device-link token: long enough to scan a code on a second device. */
+export const LINK_TOKEN_LIFETIME_MS = 10 * 60 * 1000;
+
+/** One-time prekeys (and, separately, one-time Kyber prekeys) in one upload. */
+export const MAX_PREKEYS_PER_UPLOAD = 100;
+
+/**
+ * One-time prekeys (of each kind) stored per device. Clients keep about 100 on
+ * the server; the cap stops a device from using the directory as storage.
+ */
+export const MAX_STORED_PREKEYS = 1_000;
+
+/** Largest JSON body accepted over HTTP: a full upload of Kyber prekeys (1,569 bytes each, base64) with room to spare. */
+export const MAX_HTTP_BODY_BYTES = 512 * 1024;
+
+/**
+ * Prekey-bundle fetches: a bucket per requesting account and one per
+ * (requester, target). A client fetches a bundle when it starts a session with
+ * someone, so a burst covers starting many conversations at once, while the
+ * sustained rate keeps anyone from draining another's one-time keys or
+ * enumerating usernames quickly.
+ */
+export const BUNDLE_FETCH_LIMITS = {
+  perRequester: { burst: 200, perSecond: 2 },
+  perTarget: { burst: 10, perSecond: 0.1 },
+} as const;
+
+/** Login challenges per client address (kept in memory only, never logged): bounds brute-force and enumeration. */
+export const CHALLENGE_LIMITS = { burst: 30, perSecond: 1 } as const;
+
+/** Registrations per client address (kept in memory only, never logged). */
+export const REGISTRATION_LIMITS = { burst: 10, perSecond: 0.05 } as const;
+

@@ -1,0 +1,261 @@
+/**
+ * Builds and runs a Parley server: Fastify for the HTTP API, `ws` for device
+ * connections on `/v1/websocket`, one database, and the post office between
+ * them. `startServer` resolves once it listens; `close` drains it.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+
+import { fastify, LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { WebSocketServer } from 'ws';
+
+import { SecretBytes } from '@parley/crypto';
+import { createNodeProvider } from '@parley/crypto/node';
+
+import { TokenIssuer } from './auth/tokens.js';
+import type { ServerContext } from './context.js';
+import { DeviceConnection } from './delivery/connection.js';
+import { PostOffice } from './delivery/postOffice.js';
+import { Directory } from './directory.js';
+import { CloseCode, isServerError, ServerError } from './errors.js';
+import { accountRoutes } from './http/accounts.js';
+import { authRoutes } from './http/auth.js';
+import { deviceRoutes } from './http/devices.js';
+import { keyRoutes } from './http/keys.js';
+import {
+  BUNDLE_FETCH_LIMITS,
+  CHALLENGE_LIMITS,
+  HEARTBEAT_INTERVAL_MS,
+  MAX_FRAME_BYTES,
+  MAX_HTTP_BODY_BYTES,
+  REGISTRATION_LIMITS,
+} from './limits.js';
+import { createLogger, type LogLevel } from './log.js';
+import { createMetrics } from './metrics.js';
+import { RateLimiter } from './rateLimit.js';
+import { openDatabase, type Database, type DatabaseConfig } from './storage/database.js';
+import { totalEnvelopes } from './storage/mailbox.js';
+import { loadSecret } from './storage/secrets.js';
+
+export interface ServerConfig {
+  readonly host: string;
+  /** 0 picks a free port; `RunningServer.url` tells which. */
+  readonly port: number;
+  readonly database: DatabaseConfig;
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** Serve plain HTTP on a non-loopback address (for a TLS-terminating proxy in front). */
+  readonly allowInsecureHttp: boolean;
+  /** Take client addresses (used only for rate limits) from X-Forwarded-For. */
+  readonly trustProxy: boolean;
+  /** Registrations per client address in a burst (REGISTRATION_LIMITS.burst by default). */
+  readonly registrationBurst: number;
+  readonly logLevel: LogLevel;
+  /** Include client addresses in request logs. */
+  readonly logIps: boolean;
+  /** Serve /metrics to every address, not only loopback. */
+  readonly publicMetrics: boolean;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly database: Database;
+  /** Stops accepting, stores and answers what was received, closes every connection, then the database. */
+  close(): Promise<void>;
+}
+
+/** How often expired challenges and link tokens are deleted, and idle rate-limit buckets dropped. */
+const SWEEP_INTERVAL_MS = 60_000;
+/** How long shutdown waits for clients to answer the close handshake. */
+const CLOSE_GRACE_MS = 2_000;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+const LOOPBACK_PEERS = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+/**
+ * Starts a server.
+ * @throws if the configuration is unsafe (plain HTTP off loopback without
+ *   `allowInsecureHttp`), the database cannot be opened, or the port is taken.
+ */
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  if (config.tls === undefined && !isLoopback(config.host) && !config.allowInsecureHttp) {
+    throw new Error(
+      `refusing plain HTTP on ${config.host}: give --tls-cert and --tls-key, or --allow-insecure-http behind a TLS-terminating proxy`,
+    );
+  }
+  const log = createLogger(config.logLevel);
+  const now = () => Date.now();
+  const provider = createNodeProvider();
+  const database = await openDatabase(config.database);
+  const { db } = database;
+
+  const directory = new Directory(db);
+  const tokenKey = new SecretBytes(await loadSecret(db, 'token_hmac_key', () => provider.randomBytes(32)));
+  const tokens = new TokenIssuer(provider, tokenKey, now);
+  const connections = new Set<DeviceConnection>();
+    const metrics = createMetrics({
+    writeQueue: () => postOffice.queueDepth,
+    inflight: () => [...connections].reduce((n, c) => n + c.inflight, 0),
+    stored: () => totalEnvelopes(db),
+  });
+  const postOffice = new PostOffice({ db, directory, metrics, log, now });
+  const ctx: ServerContext = {
+    database,
+    provider,
+    directory,
+    tokens,
+    postOffice,
+    metrics,
+    log,
+    now,
+    limits: {
+      bundlesPerRequester: new RateLimiter(BUNDLE_FETCH_LIMITS.perRequester, now),
+      bundlesPerTarget: new RateLimiter(BUNDLE_FETCH_LIMITS.perTarget, now),
+      challenges: new RateLimiter(CHALLENGE_LIMITS, now),
+      registrations: new RateLimiter({ ...REGISTRATION_LIMITS, burst: config.registrationBurst }, now),
+    },
+  };
+
+  const app = buildHttp(ctx, config);
+  let shuttingDown = false;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+  app.server.on('upgrade', (request, socket, head) => {
+    const path = (request.url ?? '').split('?')[0];
+    if (path !== '/v1/websocket' || shuttingDown) {
+      socket.end(`HTTP/1.1 ${shuttingDown ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      try {
+        const connection = new DeviceConnection(ws, { postOffice: ctx.postOffice, tokens, directory, metrics, log });
+        connections.add(connection);
+        void connection.closed.then(() => connections.delete(connection));
+      } catch (error) {
+        log.error({ err: error }, 'opening a connection failed');
+        ws.terminate();
+      }
+    });
+  });
+
+  const heartbeat = setInterval(() => {
+    for (const connection of connections) {
+      if (!connection.alive) {
+        metrics.errors.inc({ code: 'HEARTBEAT_TIMEOUT' });
+        connection.terminate();
+      } else {
+        connection.ping();
+      }
+    }
+  }, HEARTBEAT_INTERVAL_MS);
+  const sweep = setInterval(() => {
+    const t = now();
+    void Promise.all([
+      db.deleteFrom('auth_challenges').where('expires_at', '<=', t).execute(),
+      db.deleteFrom('link_tokens').where('expires_at', '<=', t).execute(),
+    ]).catch((error: unknown) => {
+      log.error({ err: error }, 'sweeping expired tokens failed');
+    });
+    for (const limiter of Object.values(ctx.limits)) limiter.sweep();
+  }, SWEEP_INTERVAL_MS);
+  heartbeat.unref();
+  sweep.unref();
+
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    clearInterval(heartbeat);
+    clearInterval(sweep);
+    await database.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `${config.tls === undefined ? 'http' : 'https'}://${host}:${port}`;
+  log.info({ url, storage: database.engine }, 'listening');
+
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    shuttingDown = true;
+    log.info({ connections: connections.size }, 'shutting down');
+    for (const connection of connections) connection.pauseReading();
+    await ctx.postOffice.flush();
+    for (const connection of connections) connection.end(CloseCode.GOING_AWAY, 'server shutting down');
+    const grace = setTimeout(() => {
+      for (const connection of connections) connection.terminate();
+    }, CLOSE_GRACE_MS);
+    await Promise.all([...connections].map((c) => c.closed));
+    clearTimeout(grace);
+    clearInterval(heartbeat);
+    clearInterval(sweep);
+    wss.close();
+    await app.close();
+    await ctx.postOffice.flush();
+    await database.close();
+    tokenKey.wipe();
+    log.info('stopped');
+  };
+  return { url, database, close: () => (closing ??= close()) };
+}
+
+function buildHttp(ctx: ServerContext, config: ServerConfig): FastifyInstance {
+  const app = fastify({
+    loggerInstance: ctx.log,
+    logController: new LogController({ disableRequestLogging: true }), // one line per request, from onResponse below
+    bodyLimit: MAX_HTTP_BODY_BYTES,
+    trustProxy: config.trustProxy,
+    ...(config.tls === undefined
+      ? {}
+      : { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unknown';
+    ctx.metrics.httpRequests.inc({ route, status: reply.statusCode });
+    request.log.info(
+      { method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime), ...(config.logIps ? { ip: request.ip } : {}) },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    let failure: ServerError;
+    if (isServerError(error)) failure = error;
+    else if (error.validation !== undefined) failure = new ServerError('BAD_REQUEST', error.message);
+    else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') failure = new ServerError('TOO_LARGE', `a request body is at most ${MAX_HTTP_BODY_BYTES} bytes`);
+    else if (error.statusCode !== undefined && error.statusCode < 500) failure = new ServerError('BAD_REQUEST', error.message);
+    else {
+      request.log.error({ err: error }, 'request failed');
+      failure = new ServerError('INTERNAL', 'internal error');
+    }
+    if (failure.code !== 'BAD_REQUEST' || failure.status >= 500) ctx.metrics.errors.inc({ code: failure.code });
+    if (failure.retryAfterSeconds !== undefined) void reply.header('retry-after', String(failure.retryAfterSeconds));
+    return reply.code(failure.status).send({ error: { code: failure.code, message: failure.message } });
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
+
+  app.get('/healthz', async (_request, reply) => {
+    try {
+      await sql`select 1`.execute(ctx.database.db);
+      return { status: 'ok' };
+    } catch {
+      return reply.code(503).send({ status: 'unavailable' });
+    }
+  });
+  app.get('/metrics', async (request, reply) => {
+    if (!config.publicMetrics && !LOOPBACK_PEERS.has(request.socket.remoteAddress ?? '')) {
+      throw new ServerError('FORBIDDEN', 'metrics are served to loopback only (see --public-metrics)');
+    }
+    return reply.header('content-type', ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
+  });
+
+  accountRoutes(app, ctx);
+  authRoutes(app, ctx);
+  deviceRoutes(app, ctx);
+  keyRoutes(app, ctx);
+  return app;
+}

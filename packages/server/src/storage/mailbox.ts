@@ -1,0 +1,122 @@
+/**
+ * Mailboxes: one per device, holding the envelopes not yet acknowledged by it.
+ * Every query is scoped by (account, device), so no id a client sends can
+ * reach another device's mailbox.
+ */
+import type { Kysely, Transaction } from 'kysely';
+
+import { blob } from './database.js';
+import type { Schema } from './schema.js';
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+export interface StoredEnvelope {
+  readonly id: number;
+  readonly accountId: number;
+  readonly deviceId: number;
+  readonly source: string;
+  readonly sourceDevice: number;
+  readonly type: number;
+  readonly body: Uint8Array;
+  readonly timestamp: number;
+}
+
+export type NewEnvelope = Omit<StoredEnvelope, 'id'>;
+
+/** Rows per INSERT: 8 parameters each keeps a statement far below both engines' parameter limits. */
+const INSERT_CHUNK = 500;
+
+/** Mailbox key for maps: `${accountId}.${deviceId}`. */
+export function mailboxKey(accountId: number, deviceId: number): string {
+  return `${accountId}.${deviceId}`;
+}
+
+/**
+ * Stores envelopes in the given order, giving them consecutive new ids from
+ * the `envelope_id` counter (one row update per call, which also serializes
+ * concurrent writers on PostgreSQL so ids follow commit order).
+ */
+export async function insertEnvelopes(trx: Transaction<Schema>, envelopes: readonly NewEnvelope[]): Promise<StoredEnvelope[]> {
+  if (envelopes.length === 0) return [];
+  const { value } = await trx
+    .updateTable('counters')
+    .set((eb) => ({ value: eb('value', '+', envelopes.length) }))
+    .where('name', '=', 'envelope_id')
+    .returning('value')
+    .executeTakeFirstOrThrow();
+  const first = value - envelopes.length + 1;
+  const stored = envelopes.map((e, i) => ({ ...e, id: first + i }));
+  for (let start = 0; start < stored.length; start += INSERT_CHUNK) {
+    await trx
+      .insertInto('envelopes')
+      .values(
+        stored.slice(start, start + INSERT_CHUNK).map((e) => ({
+          id: e.id,
+          account_id: e.accountId,
+          device_id: e.deviceId,
+          source: e.source,
+          source_device: e.sourceDevice,
+          type: e.type,
+          body: blob(e.body),
+          timestamp: e.timestamp,
+        })),
+      )
+      .execute();
+  }
+  return stored;
+}
+
+/** Deletes acknowledged envelopes from one mailbox; ids from other mailboxes match nothing. */
+export async function deleteEnvelopes(trx: Db, accountId: number, deviceId: number, ids: readonly number[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const result = await trx
+    .deleteFrom('envelopes')
+    .where('account_id', '=', accountId)
+    .where('device_id', '=', deviceId)
+    .where('id', 'in', ids)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** Up to `limit` envelopes of a mailbox after `afterId`, in order. */
+export async function readMailbox(db: Db, accountId: number, deviceId: number, afterId: number, limit: number): Promise<StoredEnvelope[]> {
+  const rows = await db
+    .selectFrom('envelopes')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .where('device_id', '=', deviceId)
+    .where('id', '>', afterId)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    accountId: r.account_id,
+    deviceId: r.device_id,
+    source: r.source,
+    sourceDevice: r.source_device,
+    type: r.type,
+    body: r.body,
+    timestamp: r.timestamp,
+  }));
+}
+
+/** Envelopes stored per mailbox of the given accounts (mailboxes with none are absent). */
+export async function mailboxSizes(db: Db, accountIds: readonly number[]): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  if (accountIds.length === 0) return sizes;
+  const rows = await db
+    .selectFrom('envelopes')
+    .select(['account_id', 'device_id', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('account_id', 'in', accountIds)
+    .groupBy(['account_id', 'device_id'])
+    .execute();
+  for (const r of rows) sizes.set(mailboxKey(r.account_id, r.device_id), r.n);
+  return sizes;
+}
+
+/** Every stored envelope, for the metrics gauge. */
+export async function totalEnvelopes(db: Db): Promise<number> {
+  const row = await db.selectFrom('envelopes').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  return row.n;
+}
