@@ -84,8 +84,12 @@ export const BUNDLE_FETCH_LIMITS = {
   perTarget: { burst: 10, perSecond: 0.1 },
 } as const;
 
-/** Login challenges per client address (kept in memory only, never logged): bounds brute-force and enumeration. */
-export const CHALLENGE_LIMITS = { burst: 30, perSecond: 1 } as const;
+/**
+ * Login challenges per client address (kept in memory only, never logged).
+ * Signatures cannot be guessed, so this is flood control for the challenge
+ * table, set high enough that many devices behind one NAT can reconnect at once.
+ */
+export const CHALLENGE_LIMITS = { burst: 1_000, perSecond: 50 } as const;
 
 /** Registrations per client address (kept in memory only, never logged). */
 export const REGISTRATION_LIMITS = { burst: 10, perSecond: 0.05 } as const;
