@@ -182,7 +182,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const close = async () => {
     shuttingDown = true;
     log.info({ connections: connections.size }, 'shutting down');
-    for (const connection of connections) connection.pauseReading();
+    await Promise.all([...connections].map((c) => c.quiesce()));
     await ctx.postOffice.flush();
     for (const connection of connections) connection.end(CloseCode.GOING_AWAY, 'server shutting down');
     const grace = setTimeout(() => {
@@ -207,6 +207,8 @@ function buildHttp(ctx: ServerContext, config: ServerConfig): FastifyInstance {
     loggerInstance: ctx.log,
     logController: new LogController({ disableRequestLogging: true }), // one line per request, from onResponse below
     bodyLimit: MAX_HTTP_BODY_BYTES,
+    // Fastify's Ajv strips properties a schema does not allow; refuse them instead (additionalProperties: false means no).
+    ajv: { customOptions: { removeAdditional: false } },
     trustProxy: config.trustProxy,
     ...(config.tls === undefined
       ? {}

@@ -99,10 +99,14 @@ export class DeviceConnection implements MailboxListener {
     return this.#inflight.size;
   }
 
-  /** Stops reading frames (for shutdown: what was read is still stored and answered). */
-  pauseReading(): void {
+  /**
+   * Stops reading frames and resolves once every send already read has been
+   * checked and queued (for shutdown: what was read is still stored and answered).
+   */
+  async quiesce(): Promise<void> {
     this.#paused = true;
     this.#socket.pause();
+    await this.#sendChain;
   }
 
   end(code: number, text: string): void {

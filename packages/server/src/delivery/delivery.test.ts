@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { MAX_ENVELOPE_BYTES } from '../limits.js';
+import { MAX_ENVELOPE_BYTES, MAX_INFLIGHT_ENVELOPES } from '../limits.js';
 import { engineCases, freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../../testing/server.js';
 import { TestAccount, to, type Connection } from '../../../../testing/device.js';
 
@@ -175,6 +175,29 @@ describe.each(engineCases)('delivery on $title', ({ engine, available }) => {
     expect((await inbox.envelopes(1))[0]!.body.length).toBe(MAX_ENVELOPE_BYTES);
     await inbox.next('drained');
     expect(inbox.pending.filter((f) => f.kind === 'envelope')).toHaveLength(0);
+    await Promise.all([inbox.close(), sender.close()]);
+  });
+
+  it.skipIf(!available)('a slow reader holds at most a window of unacknowledged envelopes, and gets more as it acks', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    const total = MAX_INFLIGHT_ENVELOPES + 50;
+    const answers = await Promise.all(Array.from({ length: total }, (_, i) => sender.answer(sender.submit([to(bob, () => text(`${i}`))]))));
+    expect(answers.every((a) => a.kind === 'sent')).toBe(true);
+
+    const inbox = await bob.devices[0]!.connect(server.wsUrl);
+    const window = await inbox.envelopes(MAX_INFLIGHT_ENVELOPES);
+    await expect(inbox.next('envelope', undefined, 300)).rejects.toThrow(/no envelope frame/);
+    inbox.ack(window.slice(0, 10).map((e) => e.id));
+    const more = await inbox.envelopes(10);
+    await expect(inbox.next('envelope', undefined, 300)).rejects.toThrow(/no envelope frame/);
+    expect([...window, ...more].map((e) => read(e.body))).toEqual(Array.from({ length: MAX_INFLIGHT_ENVELOPES + 10 }, (_, i) => `${i}`));
+    // Live envelopes wait for room too, and then come in order after the stored ones.
+    expect((await sender.request([to(bob, () => text('live'))])).kind).toBe('sent');
+    inbox.ack([...window.slice(10), ...more].map((e) => e.id));
+    const rest = await inbox.envelopes(total - MAX_INFLIGHT_ENVELOPES - 10 + 1);
+    expect(rest.map((e) => read(e.body))).toEqual([...Array.from({ length: total - MAX_INFLIGHT_ENVELOPES - 10 }, (_, i) => `${i + MAX_INFLIGHT_ENVELOPES + 10}`), 'live']);
     await Promise.all([inbox.close(), sender.close()]);
   });
 
