@@ -3,7 +3,7 @@
  * process (so it can be killed with SIGKILL), on fresh storage of either engine.
  *
  * PostgreSQL is found at PARLEY_TEST_POSTGRES (default
- * postgres://127.0.0.1:5432/test); each storage is a fresh schema in it. On a
+ * postgres://postgres@127.0.0.1:5432/test); each storage is a fresh schema in it. On a
  * machine without PostgreSQL those suites skip, with the reason in their
  * title; CI sets PARLEY_REQUIRE_SERVICES=1, which turns that into a failure.
  */
@@ -116,11 +116,16 @@ export interface ServerProcess {
 
 /**
  * Starts `parley-server` on a free port of 127.0.0.1 with the given storage,
- * and resolves once it prints its URL.
+ * and resolves once it prints its URL. `nodeArgs` go to node itself (such as
+ * `--cpu-prof`, which NODE_OPTIONS does not take).
  * @throws if the process exits first (with its output in the message).
  */
-export async function spawnServer(storage: Storage, extraArgs: readonly string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [serverBin, '--port', '0', '--log-level', 'warn', '--registrations', '1000000', ...storage.args, ...extraArgs], {
+export async function spawnServer(
+  storage: Storage,
+  extraArgs: readonly string[] = [],
+  nodeArgs: readonly string[] = [],
+): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, serverBin, '--port', '0', '--log-level', 'warn', '--registrations', '1000000', ...storage.args, ...extraArgs], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -6,7 +6,7 @@
  * This module holds no protocol logic: only primitives, key encodings and
  * XEdDSA, which Signal's protocols sign with.
  */
-export { checkBytes, concatBytes, constantTimeEqual, fromHex, isAllZero, toHex, wipe } from './bytes.js';
+export { checkBytes, checkInteger, concatBytes, constantTimeEqual, fromHex, isAllZero, toHex, wipe } from './bytes.js';
 export {
   clampScalar,
   deserializePublicKey,

@@ -19,7 +19,8 @@ const USAGE = `Usage: parley-server [options]
   --tls-cert <file>       PEM certificate; with --tls-key, serve HTTPS and WSS
   --tls-key <file>        PEM private key
   --allow-insecure-http   serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy)
-  --trust-proxy           take client addresses from X-Forwarded-For (behind a reverse proxy)
+  --trust-proxy <proxies> take client addresses from X-Forwarded-For, believing only the entries
+                          these proxies added: comma-separated addresses or CIDRs (e.g. 127.0.0.1)
   --registrations <n>     registrations allowed per client address in a burst (default 10; refills one per 20 s)
   --log-level <level>     fatal, error, warn, info (default), debug, trace or silent
   --log-ips               include client addresses in request logs (off by default)
@@ -45,7 +46,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'allow-insecure-http': { type: 'boolean' },
-      'trust-proxy': { type: 'boolean' },
+      'trust-proxy': { type: 'string' },
       registrations: { type: 'string' },
       'log-level': { type: 'string' },
       'log-ips': { type: 'boolean' },
@@ -79,12 +80,18 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
         : { engine: 'postgres', url, poolSize: integer(values['pool-size'] ?? '10', '--pool-size', 1, 1_000) },
     ...(cert !== undefined && key !== undefined ? { tls: { certFile: cert, keyFile: key } } : {}),
     allowInsecureHttp: values['allow-insecure-http'] === true,
-    trustProxy: values['trust-proxy'] === true,
+    ...(values['trust-proxy'] === undefined ? {} : { trustProxy: trustedProxies(values['trust-proxy']) }),
     registrationBurst: integer(values.registrations ?? String(REGISTRATION_LIMITS.burst), '--registrations', 1, 1_000_000_000),
     logLevel: level as LogLevel,
     logIps: values['log-ips'] === true,
     publicMetrics: values['public-metrics'] === true,
   };
+}
+
+/** `--trust-proxy`: the addresses of the proxies whose X-Forwarded-For entries are believed. */
+function trustedProxies(value: string): string {
+  if (!/^[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*$/.test(value)) throw new UsageError('--trust-proxy takes proxy addresses or CIDRs, comma-separated');
+  return value;
 }
 
 async function main(): Promise<void> {

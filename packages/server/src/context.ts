@@ -19,7 +19,8 @@ export interface ServerContext {
   readonly log: Logger;
   readonly now: () => number;
   readonly limits: {
-    readonly bundlesPerRequester: RateLimiter;
+    /** Each account's budget for looking up other accounts: bundle fetches, account lookups, sends to unknown names. */
+    readonly lookups: RateLimiter;
     readonly bundlesPerTarget: RateLimiter;
     readonly challenges: RateLimiter;
     readonly registrations: RateLimiter;

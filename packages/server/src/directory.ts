@@ -16,6 +16,11 @@ export class Directory {
   readonly #db: Kysely<Schema>;
   readonly #byName = new Map<string, StoredAccount>();
   readonly #byId = new Map<number, StoredAccount>();
+  /**
+   * Counts invalidations. A read that overlapped one may have seen the state
+   * before the change committed, so its result is returned but not cached.
+   */
+  #epoch = 0;
 
   constructor(db: Kysely<Schema>) {
     this.#db = db;
@@ -24,21 +29,28 @@ export class Directory {
   async byUsername(username: string): Promise<StoredAccount | undefined> {
     const cached = this.#byName.get(username);
     if (cached !== undefined) return cached;
+    const epoch = this.#epoch;
     const account = await findAccount(this.#db, username);
-    if (account !== undefined) this.#remember(account);
+    if (account !== undefined && epoch === this.#epoch) this.#remember(account);
     return account;
   }
 
   async byId(id: number): Promise<StoredAccount | undefined> {
     const cached = this.#byId.get(id);
     if (cached !== undefined) return cached;
+    const epoch = this.#epoch;
     const account = await findAccountById(this.#db, id);
-    if (account !== undefined) this.#remember(account);
+    if (account !== undefined && epoch === this.#epoch) this.#remember(account);
     return account;
   }
 
   /** Forgets an account, so the next read sees what was just committed. */
   invalidate(id: number): void {
+    this.#epoch++;
+    this.#forget(id);
+  }
+
+  #forget(id: number): void {
     const account = this.#byId.get(id);
     if (account === undefined) return;
     this.#byId.delete(id);
@@ -48,7 +60,7 @@ export class Directory {
   #remember(account: StoredAccount): void {
     if (this.#byId.size >= CACHE_SIZE) {
       const oldest = this.#byId.values().next().value;
-      if (oldest !== undefined) this.invalidate(oldest.id);
+      if (oldest !== undefined) this.#forget(oldest.id);
     }
     this.#byId.set(account.id, account);
     this.#byName.set(account.username, account);

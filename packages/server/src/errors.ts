@@ -70,8 +70,6 @@ export const CloseCode = {
   AUTH_TIMEOUT: 4408,
   /** The same device opened a newer connection. */
   REPLACED: 4409,
-  /** No pong within a heartbeat interval. */
-  HEARTBEAT_TIMEOUT: 4410,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

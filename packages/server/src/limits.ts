@@ -42,6 +42,13 @@ export const MAX_INFLIGHT_BYTES = 2 * 1024 * 1024;
  */
 export const MAX_PENDING_SENDS = 256;
 
+/**
+ * Frames a client may send behind its `auth` frame before `ready`. The server
+ * stops reading while it checks the token, so only what was already in flight
+ * arrives; a client that pipelines its first sends saves a round trip.
+ */
+export const MAX_EARLY_FRAMES = 64;
+
 /** How long a new WebSocket may take to present its token before it is closed. */
 export const AUTH_TIMEOUT_MS = 10_000;
 

@@ -46,8 +46,12 @@ export interface ServerConfig {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** Serve plain HTTP on a non-loopback address (for a TLS-terminating proxy in front). */
   readonly allowInsecureHttp: boolean;
-  /** Take client addresses (used only for rate limits) from X-Forwarded-For. */
-  readonly trustProxy: boolean;
+  /**
+   * Take client addresses (used only for rate limits) from X-Forwarded-For,
+   * believing only entries added by these proxies (comma-separated addresses
+   * or CIDRs). Absent: the socket's peer address.
+   */
+  readonly trustProxy?: string;
   /** Registrations per client address in a burst (REGISTRATION_LIMITS.burst by default). */
   readonly registrationBurst: number;
   readonly logLevel: LogLevel;
@@ -96,28 +100,20 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const tokenKey = new SecretBytes(await loadSecret(db, 'token_hmac_key', () => provider.randomBytes(32)));
   const tokens = new TokenIssuer(provider, tokenKey, now);
   const connections = new Set<DeviceConnection>();
-    const metrics = createMetrics({
+  const limits = {
+    lookups: new RateLimiter(BUNDLE_FETCH_LIMITS.perRequester, now),
+    bundlesPerTarget: new RateLimiter(BUNDLE_FETCH_LIMITS.perTarget, now),
+    challenges: new RateLimiter(CHALLENGE_LIMITS, now),
+    registrations: new RateLimiter({ ...REGISTRATION_LIMITS, burst: config.registrationBurst }, now),
+  };
+  // The gauges read the post office, which needs the metrics: they are only read at scrape time, after both exist.
+  const metrics = createMetrics({
     writeQueue: () => postOffice.queueDepth,
     inflight: () => [...connections].reduce((n, c) => n + c.inflight, 0),
     stored: () => totalEnvelopes(db),
   });
-  const postOffice = new PostOffice({ db, directory, metrics, log, now });
-  const ctx: ServerContext = {
-    database,
-    provider,
-    directory,
-    tokens,
-    postOffice,
-    metrics,
-    log,
-    now,
-    limits: {
-      bundlesPerRequester: new RateLimiter(BUNDLE_FETCH_LIMITS.perRequester, now),
-      bundlesPerTarget: new RateLimiter(BUNDLE_FETCH_LIMITS.perTarget, now),
-      challenges: new RateLimiter(CHALLENGE_LIMITS, now),
-      registrations: new RateLimiter({ ...REGISTRATION_LIMITS, burst: config.registrationBurst }, now),
-    },
-  };
+  const postOffice = new PostOffice({ db, directory, metrics, log, now, lookups: limits.lookups });
+  const ctx: ServerContext = { database, provider, directory, tokens, postOffice, metrics, log, now, limits };
 
   const app = buildHttp(ctx, config);
   let shuttingDown = false;
@@ -208,8 +204,9 @@ function buildHttp(ctx: ServerContext, config: ServerConfig): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }), // one line per request, from onResponse below
     bodyLimit: MAX_HTTP_BODY_BYTES,
     // Fastify's Ajv strips properties a schema does not allow; refuse them instead (additionalProperties: false means no).
-    ajv: { customOptions: { removeAdditional: false } },
-    trustProxy: config.trustProxy,
+    // and never coerces a string into a number or the like.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    ...(config.trustProxy === undefined ? {} : { trustProxy: config.trustProxy }),
     ...(config.tls === undefined
       ? {}
       : { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
@@ -234,7 +231,7 @@ function buildHttp(ctx: ServerContext, config: ServerConfig): FastifyInstance {
       request.log.error({ err: error }, 'request failed');
       failure = new ServerError('INTERNAL', 'internal error');
     }
-    if (failure.code !== 'BAD_REQUEST' || failure.status >= 500) ctx.metrics.errors.inc({ code: failure.code });
+    if (failure.code !== 'BAD_REQUEST') ctx.metrics.errors.inc({ code: failure.code });
     if (failure.retryAfterSeconds !== undefined) void reply.header('retry-after', String(failure.retryAfterSeconds));
     return reply.code(failure.status).send({ error: { code: failure.code, message: failure.message } });
   });

@@ -7,7 +7,7 @@
  *   payload   = "Parley auth v1" ‖ 0x00 ‖ len(username) ‖ username ‖ u32be(device_id) ‖ challenge
  *   signature = XEdDSA(auth_key, payload)
  */
-import { concatBytes, xeddsaSign, xeddsaVerify, type CryptoProvider, type SecretBytes } from '@parley/crypto';
+import { checkBytes, checkInteger, concatBytes, xeddsaSign, xeddsaVerify, type CryptoProvider, type SecretBytes } from '@parley/crypto';
 
 import { decodePublicKey } from '../keys.js';
 import { utf8 } from './text.js';
@@ -17,8 +17,12 @@ const CONTEXT = utf8('Parley auth v1\0');
 /** Bytes in a login challenge. */
 export const AUTH_CHALLENGE_LENGTH = 32;
 
+/** @throws TypeError or RangeError for a device id that is not a uint32, a username over 255 bytes, or a challenge that is not bytes. */
 function payload(username: string, deviceId: number, challenge: Uint8Array): Uint8Array {
+  checkInteger(deviceId, 'deviceId', 0, 0xffff_ffff);
+  checkBytes(challenge, 'challenge');
   const name = utf8(username);
+  if (name.length > 255) throw new RangeError('username must be at most 255 bytes');
   const header = new Uint8Array(1 + name.length + 4);
   header[0] = name.length;
   header.set(name, 1);

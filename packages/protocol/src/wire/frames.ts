@@ -201,6 +201,10 @@ function messages(bytes: Uint8Array, field: number, name: string): Uint8Array[] 
   return out;
 }
 
+function deviceIds(fields: [number, ProtoValue][], field: number, name: string): number[] {
+  return numbers(fields, field, name, MAX_DEVICES_PER_ACCOUNT).map((id) => inRange(id, 1, MAX_DEVICE_ID, name));
+}
+
 function numbers(fields: [number, ProtoValue][], field: number, name: string, limit: number): number[] {
   const out: number[] = [];
   for (const [number, value] of fields) {
@@ -299,9 +303,9 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
         const all = readProtoFields(bytes);
         return {
           username: username(requiredBytes(readProto(bytes), 1, 'username')),
-          missing: numbers(all, 2, 'missing', MAX_DEVICES_PER_ACCOUNT),
-          extra: numbers(all, 3, 'extra', MAX_DEVICES_PER_ACCOUNT),
-          stale: numbers(all, 4, 'stale', MAX_DEVICES_PER_ACCOUNT),
+          missing: deviceIds(all, 2, 'missing'),
+          extra: deviceIds(all, 3, 'extra'),
+          stale: deviceIds(all, 4, 'stale'),
         };
       });
       return {
@@ -320,8 +324,8 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
           id: requiredUint64(fields, 1, 'id'),
           timestamp: requiredUint64(fields, 2, 'timestamp'),
           source: username(requiredBytes(fields, 3, 'source')),
-          sourceDevice: requiredUint32(fields, 4, 'source device'),
-          type: requiredUint32(fields, 5, 'type'),
+          sourceDevice: inRange(requiredUint32(fields, 4, 'source device'), 1, MAX_DEVICE_ID, 'source device'),
+          type: inRange(requiredUint32(fields, 5, 'type'), 1, 255, 'type'),
           body: requiredBytes(fields, 6, 'body').slice(),
         },
       };

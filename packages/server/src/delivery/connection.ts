@@ -11,6 +11,8 @@
  * wait for storage before the server stops reading the socket. A frame that
  * does not decode closes this connection and nothing else.
  */
+import { Duplex } from 'node:stream';
+
 import type { RawData, WebSocket } from 'ws';
 
 import { decodeClientFrame, encodeServerFrame, isProtocolError, type ClientFrame, type ServerFrame } from '@parley/protocol';
@@ -18,7 +20,7 @@ import { decodeClientFrame, encodeServerFrame, isProtocolError, type ClientFrame
 import type { TokenIssuer } from '../auth/tokens.js';
 import type { Directory } from '../directory.js';
 import { CloseCode } from '../errors.js';
-import { AUTH_TIMEOUT_MS, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_ENVELOPES, MAX_PENDING_SENDS } from '../limits.js';
+import { AUTH_TIMEOUT_MS, MAX_EARLY_FRAMES, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_ENVELOPES, MAX_PENDING_SENDS } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { StoredEnvelope } from '../storage/mailbox.js';
@@ -32,6 +34,16 @@ export interface ConnectionDeps {
   readonly log: Logger;
 }
 
+/**
+ * The TCP (or TLS) stream under a ws WebSocket. ws keeps it as `_socket`,
+ * which its types do not declare; should a later ws move it, this returns
+ * undefined and frames are written one by one, as before.
+ */
+function streamOf(socket: WebSocket): Duplex | undefined {
+  const stream: unknown = (socket as unknown as { _socket?: unknown })._socket;
+  return stream instanceof Duplex ? stream : undefined;
+}
+
 /** WebSocket close reasons are limited to 123 bytes. */
 const reason = (text: string) => (text.length > 120 ? `${text.slice(0, 117)}...` : text);
 
@@ -41,10 +53,15 @@ export class DeviceConnection implements MailboxListener {
   #state: 'authenticating' | 'verifying' | 'open' | 'closed' = 'authenticating';
   #device: Sender | undefined;
   readonly #authTimer: NodeJS.Timeout;
+  /** Corked while frames are written, until the end of the current turn: see #write. */
+  readonly #stream: Duplex | undefined;
+  #corked = false;
 
   /** Sends are accepted one after another, so they are stored in the order sent. */
   #sendChain: Promise<void> = Promise.resolve();
   #pendingSends = 0;
+  /** Frames that arrived while the token was being checked. */
+  readonly #early: ClientFrame[] = [];
   #paused = false;
 
   /** Pushed, not yet acknowledged: id → body bytes. */
@@ -66,6 +83,7 @@ export class DeviceConnection implements MailboxListener {
 
   constructor(socket: WebSocket, deps: ConnectionDeps) {
     this.#socket = socket;
+    this.#stream = process.env["NO_CORK"] ? undefined : streamOf(socket);
     this.#deps = deps;
     let resolveClosed!: () => void;
     this.closed = new Promise((resolve) => {
@@ -157,11 +175,26 @@ export class DeviceConnection implements MailboxListener {
       this.end(CloseCode.MALFORMED_FRAME, error.message);
       return;
     }
-    if ((frame.kind === 'auth') !== (this.#state === 'authenticating')) {
+    const misplaced =
+      frame.kind === 'auth' ? this.#state !== 'authenticating' && 'already authenticated' : this.#state === 'authenticating' && 'the first frame must be auth';
+    if (misplaced !== false) {
       this.#deps.metrics.errors.inc({ code: 'MALFORMED_FRAME' });
-      this.end(CloseCode.MALFORMED_FRAME, frame.kind === 'auth' ? 'already authenticated' : 'the first frame must be auth');
+      this.end(CloseCode.MALFORMED_FRAME, misplaced);
       return;
     }
+    if (this.#state === 'verifying') {
+      // Sent right behind the token, before `ready`: handled, in order, once the token checks out.
+      if (this.#early.length === MAX_EARLY_FRAMES) {
+        this.end(CloseCode.MALFORMED_FRAME, `at most ${MAX_EARLY_FRAMES} frames before ready`);
+        return;
+      }
+      this.#early.push(frame);
+      return;
+    }
+    this.#handle(frame);
+  }
+
+  #handle(frame: ClientFrame): void {
     switch (frame.kind) {
       case 'auth':
         void this.#authenticate(frame.token).catch((error: unknown) => {
@@ -178,6 +211,7 @@ export class DeviceConnection implements MailboxListener {
   }
 
   async #authenticate(token: Uint8Array): Promise<void> {
+    this.#socket.pause(); // at most a few frames arrive until the token is checked (MAX_EARLY_FRAMES)
     this.#state = 'verifying';
     const identity = await this.#deps.tokens.verify(token);
     const account = identity === undefined ? undefined : await this.#deps.directory.byId(identity.accountId);
@@ -189,9 +223,11 @@ export class DeviceConnection implements MailboxListener {
     clearTimeout(this.#authTimer);
     this.#device = { ...identity, username: account.username };
     this.#state = 'open';
+    if (!this.#paused) this.#socket.resume();
     this.#deps.postOffice.listen(this.#device, this)?.end(CloseCode.REPLACED, 'replaced by a newer connection');
     this.#deps.metrics.connections.inc();
     this.#write({ kind: 'ready' });
+    for (const frame of this.#early.splice(0)) this.#handle(frame);
     void this.#pump();
   }
 
@@ -251,13 +287,14 @@ export class DeviceConnection implements MailboxListener {
       return;
     }
     this.#reading = true;
+    this.#mode = 'behind';
     try {
       while (!this.#closed() && this.#hasRoom()) {
         this.#dirty = false;
         const room = MAX_INFLIGHT_ENVELOPES - this.#inflight.size;
         const envelopes = await this.#deps.postOffice.read(this.#device!, this.#cursor, room);
         for (const envelope of envelopes) {
-          if (this.#closed() || !this.#hasRoom()) break;
+          if (this.#closed() || !this.#hasRoom()) return; // the window filled (by bytes): acks resume the reading
           if (envelope.id > this.#cursor) this.#push(envelope);
         }
         if (envelopes.length < room && !this.#committedMeanwhile()) {
@@ -294,8 +331,24 @@ export class DeviceConnection implements MailboxListener {
     });
   }
 
+  /**
+   * Writes a frame. The stream stays corked until this turn's microtasks are
+   * done, so the frames of one commit (`sent` answers, envelopes) leave in one
+   * write instead of a system call each; order and backpressure are the
+   * stream's as before.
+   */
   #write(frame: ServerFrame): void {
-    if (this.#socket.readyState === this.#socket.OPEN) this.#socket.send(encodeServerFrame(frame));
+    if (this.#socket.readyState !== this.#socket.OPEN) return;
+    const stream = this.#stream;
+    if (stream !== undefined && !this.#corked) {
+      this.#corked = true;
+      stream.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        stream.uncork();
+      });
+    }
+    this.#socket.send(encodeServerFrame(frame));
   }
 
   #fail(error: unknown): void {

@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { MAX_ENVELOPE_BYTES, MAX_INFLIGHT_ENVELOPES } from '../limits.js';
+import { MAX_ENVELOPE_BYTES, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_ENVELOPES } from '../limits.js';
 import { engineCases, freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../../testing/server.js';
-import { TestAccount, to, type Connection } from '../../../../testing/device.js';
+import { Connection, TestAccount, to } from '../../../../testing/device.js';
 
 const text = (s: string) => new TextEncoder().encode(s);
 const read = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -201,6 +201,40 @@ describe.each(engineCases)('delivery on $title', ({ engine, available }) => {
     await Promise.all([inbox.close(), sender.close()]);
   });
 
+  it.skipIf(!available)('large envelopes fill the window by bytes, and the rest follow in order as acks free it', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    const perWindow = MAX_INFLIGHT_BYTES / MAX_ENVELOPE_BYTES;
+    const big = (i: number) => new Uint8Array(MAX_ENVELOPE_BYTES).fill(i);
+    for (let i = 0; i < perWindow + 1; i++) expect((await sender.request([to(bob, () => big(i))])).kind).toBe('sent');
+
+    const inbox = await bob.devices[0]!.connect(server.wsUrl);
+    const window = await inbox.envelopes(perWindow);
+    await expect(inbox.next('envelope', undefined, 300)).rejects.toThrow(/no envelope frame/);
+    expect(inbox.pending.some((f) => f.kind === 'drained')).toBe(false); // not drained: one is still waiting
+    // A live envelope must not overtake the stored one that is still waiting.
+    expect((await sender.request([to(bob, () => text('live'))])).kind).toBe('sent');
+    inbox.ack([window[0]!.id, window[1]!.id]);
+    const [last, live] = await inbox.envelopes(2);
+    expect(last!.body[0]).toBe(perWindow);
+    expect(read(live!.body)).toBe('live');
+    await Promise.all([inbox.close(), sender.close()]);
+  });
+
+  it.skipIf(!available)('frames sent right behind the token, before ready, are handled in order once it checks out', async () => {
+    const alice = await TestAccount.register(server.url, name('alice'));
+    const bob = await TestAccount.register(server.url, name('bob'));
+    const sender = await Connection.open(server.wsUrl);
+    sender.send({ kind: 'auth', token: new Uint8Array(Buffer.from(await alice.devices[0]!.login(), 'base64url')) });
+    const ids = Array.from({ length: 5 }, (_, i) => sender.submit([to(bob, () => text(`early ${i}`))]));
+    await sender.next('ready');
+    expect((await Promise.all(ids.map((id) => sender.answer(id)))).map((a) => a.kind)).toEqual(Array(5).fill('sent'));
+    const inbox = await bob.devices[0]!.connect(server.wsUrl);
+    expect((await inbox.envelopes(5)).map((e) => read(e.body))).toEqual(Array.from({ length: 5 }, (_, i) => `early ${i}`));
+    await Promise.all([inbox.close(), sender.close()]);
+  });
+
   it.skipIf(!available)('a newer connection of the same device replaces the older one', async () => {
     const bob = await TestAccount.register(server.url, name('bob'));
     const first = await bob.devices[0]!.connect(server.wsUrl);
@@ -211,4 +245,3 @@ describe.each(engineCases)('delivery on $title', ({ engine, available }) => {
   });
 });
 
-export type { Connection };

@@ -16,6 +16,7 @@ import type { Directory } from '../directory.js';
 import { MAX_ENVELOPE_BYTES, MAX_MAILBOX_ENVELOPES } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { RateLimiter } from '../rateLimit.js';
 import {
   deleteEnvelopes,
   insertEnvelopes,
@@ -64,6 +65,7 @@ export class PostOffice {
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #lookups: RateLimiter;
   readonly #listeners = new Map<string, MailboxListener>();
 
   #sends: PendingSend[] = [];
@@ -72,7 +74,16 @@ export class PostOffice {
   #flushing: Promise<void> | undefined;
   #lastTimestamp = 0;
 
-  constructor(deps: { db: Kysely<Schema>; directory: Directory; metrics: Metrics; log: Logger; now: () => number }) {
+  constructor(deps: {
+    db: Kysely<Schema>;
+    directory: Directory;
+    metrics: Metrics;
+    log: Logger;
+    now: () => number;
+    /** Each requester's budget for looking up accounts (see BUNDLE_FETCH_LIMITS). */
+    lookups: RateLimiter;
+  }) {
+    this.#lookups = deps.lookups;
     this.#db = deps.db;
     this.#directory = deps.directory;
     this.#metrics = deps.metrics;
@@ -93,7 +104,13 @@ export class PostOffice {
     for (const destination of destinations) {
       const account = await this.#directory.byUsername(destination.username);
       if (account === undefined) {
-        return settled(refuse('UNKNOWN_RECIPIENT', `no account named ${destination.username}`));
+        // Every probe for an account that does not exist draws on the requester's lookup budget, shared with bundle fetches.
+        const retryAfter = this.#lookups.take(String(sender.accountId));
+        return settled(
+          retryAfter > 0
+            ? refuse('RATE_LIMITED', `too many lookups of unknown accounts; retry in ${retryAfter} s`)
+            : refuse('UNKNOWN_RECIPIENT', `no account named ${destination.username}`),
+        );
       }
       accountIds.push(account.id);
       const named = new Set<number>();

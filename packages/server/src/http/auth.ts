@@ -30,6 +30,9 @@ interface TokenBody extends ChallengeBody {
 
 const unauthorized = () => new ServerError('UNAUTHORIZED', 'login failed');
 
+/** A valid public key no device has (the base point), checked against when the device does not exist. */
+const STAND_IN_KEY = Uint8Array.of(0x05, 9, ...new Uint8Array(31));
+
 export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Body: ChallengeBody }>(
     '/v1/auth/challenge',
@@ -93,13 +96,9 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
       const account = await ctx.directory.byUsername(username);
       const device = account?.devices.get(deviceId);
-      if (
-        account === undefined ||
-        device === undefined ||
-        !(await verifyAuthChallenge(ctx.provider, device.authKey, username, deviceId, challenge, signature))
-      ) {
-        throw unauthorized();
-      }
+      // A missing account or device costs the same signature check as a wrong signature, so timing does not tell them apart.
+      const verified = await verifyAuthChallenge(ctx.provider, device?.authKey ?? STAND_IN_KEY, username, deviceId, challenge, signature);
+      if (account === undefined || device === undefined || !verified) throw unauthorized();
       const { token, expiresAt } = await ctx.tokens.issue({ accountId: account.id, deviceId });
       return { token: Buffer.from(token).toString('base64url'), expiresAt };
     },

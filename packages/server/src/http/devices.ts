@@ -15,7 +15,7 @@ import { limits, type DeviceEntry, type DeviceList } from '@parley/protocol';
 import type { ServerContext } from '../context.js';
 import { CloseCode, ServerError } from '../errors.js';
 import { LINK_TOKEN_LIFETIME_MS } from '../limits.js';
-import { deleteDevice, findAccountById, insertDevice, replaceDeviceList, reserveDeviceId, type StoredAccount } from '../storage/accounts.js';
+import { deleteDevice, findAccountById, insertDevice, replaceDeviceList, type StoredAccount } from '../storage/accounts.js';
 import { blob } from '../storage/database.js';
 import { putKyberLastResort, putSignedPreKey } from '../storage/prekeys.js';
 import { authenticate } from './authenticate.js';
@@ -56,16 +56,14 @@ export function deviceRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const token = ctx.provider.randomBytes(LINK_TOKEN_BYTES);
     const hash = await ctx.provider.sha256(token);
     const expiresAt = ctx.now() + LINK_TOKEN_LIFETIME_MS;
-    const deviceId = await db.transaction().execute(async (trx) => {
-      const id = await reserveDeviceId(trx, requester.accountId);
-      if (id === undefined || id > limits.MAX_DEVICE_ID) return undefined;
-      await trx
-        .insertInto('link_tokens')
-        .values({ token_hash: blob(hash), account_id: requester.accountId, device_id: id, expires_at: expiresAt })
-        .execute();
-      return id;
-    });
-    if (deviceId === undefined) throw new ServerError('LIMIT_EXCEEDED', 'this account has used up its device ids');
+    // The id the new device will have. Only a completed link uses it up: two tokens issued at once name the
+    // same id, and the second to complete is told to start over.
+    const deviceId = requester.account.nextDeviceId;
+    if (deviceId > limits.MAX_DEVICE_ID) throw new ServerError('LIMIT_EXCEEDED', 'this account has used up its device ids');
+    await db
+      .insertInto('link_tokens')
+      .values({ token_hash: blob(hash), account_id: requester.accountId, device_id: deviceId, expires_at: expiresAt })
+      .execute();
     return { linkToken: Buffer.from(token).toString('base64url'), deviceId, expiresAt };
   });
 
@@ -97,6 +95,9 @@ export function deviceRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const account = link === undefined ? undefined : await findAccountById(db, link.account_id);
       if (link === undefined || account === undefined) throw new ServerError('UNAUTHORIZED', 'the link token is invalid or expired');
 
+      if (link.device_id < account.nextDeviceId) {
+        throw new ServerError('STALE_DEVICE_LIST', `device ${link.device_id} was linked meanwhile; ask for a new link token`);
+      }
       const { list, signed } = await deviceList(ctx, account.identityKey, request.body.deviceList);
       checkNewer(account, list);
       const added = list.devices.filter((d) => !account.devices.has(d.deviceId));
@@ -111,14 +112,16 @@ export function deviceRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const linked = await db.transaction().execute(async (trx) => {
         const used = await trx.deleteFrom('link_tokens').where('token_hash', '=', blob(hash)).executeTakeFirst();
         if (used.numDeletedRows !== 1n) return 'token';
-        if (!(await replaceDeviceList(trx, account.id, account.deviceListVersion, signed, list.version))) return 'stale';
+        if (!(await replaceDeviceList(trx, account.id, account.deviceListVersion, signed, list.version, device.deviceId + 1))) {
+          // Throwing rolls the transaction back, so the token and its device id survive for a retry.
+          throw new ServerError('STALE_DEVICE_LIST', 'the device list changed meanwhile; sign the current one');
+        }
         await insertDevice(trx, account.id, device);
         await putSignedPreKey(trx, account.id, device.deviceId, signedPreKey);
         await putKyberLastResort(trx, account.id, device.deviceId, lastResort);
         return 'linked';
       });
       if (linked === 'token') throw new ServerError('UNAUTHORIZED', 'the link token is invalid or expired');
-      if (linked === 'stale') throw new ServerError('STALE_DEVICE_LIST', 'the device list changed meanwhile; sign the current one');
       ctx.directory.invalidate(account.id);
       return reply.code(201).send({ username: account.username, deviceId: device.deviceId });
     },
@@ -147,6 +150,13 @@ export function deviceRoutes(app: FastifyInstance, ctx: ServerContext): void {
       });
       if (!replaced) throw new ServerError('STALE_DEVICE_LIST', 'the device list changed meanwhile; sign the current one');
       ctx.directory.invalidate(account.id);
+      // A send checked against the old device set may still be queued: once it is stored, empty the removed mailboxes again.
+      await ctx.postOffice.flush();
+      await db
+        .deleteFrom('envelopes')
+        .where('account_id', '=', account.id)
+        .where('device_id', 'in', removed.length > 0 ? removed : [0])
+        .execute();
       for (const deviceId of removed) {
         ctx.postOffice.listener({ accountId: account.id, deviceId })?.end(CloseCode.UNAUTHORIZED, 'this device was removed');
       }

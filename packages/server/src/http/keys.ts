@@ -19,6 +19,7 @@ import {
   addOneTimePreKeys,
   claimKeys,
   countPreKeys,
+  lastResortKeyId,
   putKyberLastResort,
   putSignedPreKey,
   type UploadedSignedKey,
@@ -79,6 +80,10 @@ export function keyRoutes(app: FastifyInstance, ctx: ServerContext): void {
         }
         if (signed !== undefined) await putSignedPreKey(trx, device.accountId, device.deviceId, signed);
         if (lastResort !== undefined) await putKyberLastResort(trx, device.accountId, device.deviceId, lastResort);
+        const lastResortId = await lastResortKeyId(trx, device.accountId, device.deviceId);
+        if (kyber.some((k) => k.keyId === lastResortId)) {
+          throw new ServerError('BAD_REQUEST', `Kyber key id ${lastResortId} is the last-resort key's; one-time keys need other ids`);
+        }
         await addOneTimePreKeys(trx, device.accountId, device.deviceId, oneTime);
         await addKyberPreKeys(trx, device.accountId, device.deviceId, kyber);
       });
@@ -105,7 +110,7 @@ export function keyRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const requester = await authenticate(ctx, request);
       const name = lookupName(request.params.username);
       const retryAfter = Math.max(
-        ctx.limits.bundlesPerRequester.take(String(requester.accountId)),
+        ctx.limits.lookups.take(String(requester.accountId)),
         ctx.limits.bundlesPerTarget.take(`${requester.accountId}:${name ?? request.params.username}`),
       );
       if (retryAfter > 0) throw new ServerError('RATE_LIMITED', 'too many key fetches', { retryAfterSeconds: retryAfter });

@@ -128,14 +128,3 @@ export async function deleteDevice(trx: Transaction<Schema>, accountId: number, 
   await trx.deleteFrom('envelopes').where('account_id', '=', accountId).where('device_id', '=', deviceId).execute();
   await trx.deleteFrom('devices').where('account_id', '=', accountId).where('device_id', '=', deviceId).execute();
 }
-
-/** Reserves the next device id for a link, so no two links hand out the same one. */
-export async function reserveDeviceId(trx: Transaction<Schema>, accountId: number): Promise<number | undefined> {
-  const row = await trx
-    .updateTable('accounts')
-    .set((eb) => ({ next_device_id: eb('next_device_id', '+', 1) }))
-    .where('id', '=', accountId)
-    .returning('next_device_id')
-    .executeTakeFirst();
-  return row === undefined ? undefined : row.next_device_id - 1;
-}

@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql, SqliteDialect } from 'kysely';
 import pg from 'pg';
 
 import { migrationProvider } from './migrations/index.js';
@@ -60,7 +60,17 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     });
   }
 
-  const migrator = new Migrator({ db, provider: migrationProvider(config.engine) });
+  // Without a schema, Kysely's Migrator takes its bookkeeping tables in ANY schema of the database for its own,
+  // skips creating them in ours, and then fails; name the schema the server's tables go to.
+  const schema =
+    config.engine === 'postgres'
+      ? ((await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db)).rows[0]?.schema ?? undefined)
+      : undefined;
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider(config.engine),
+    ...(schema === undefined ? {} : { migrationTableSchema: schema }),
+  });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error !== undefined || failed !== undefined) {

@@ -93,6 +93,18 @@ export async function addKyberPreKeys(db: Db, accountId: number, deviceId: numbe
     .execute();
 }
 
+/** The id of the device's last-resort Kyber key, if it has one. */
+export async function lastResortKeyId(db: Db, accountId: number, deviceId: number): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('kyber_prekeys')
+    .select('key_id')
+    .where('account_id', '=', accountId)
+    .where('device_id', '=', deviceId)
+    .where('last_resort', '=', 1)
+    .executeTakeFirst();
+  return row?.key_id;
+}
+
 /** One-time keys of each kind stored for the device. */
 export async function countPreKeys(db: Db, accountId: number, deviceId: number): Promise<{ preKeys: number; kyberPreKeys: number }> {
   const [preKeys, kyberPreKeys] = await Promise.all([

@@ -1,0 +1,385 @@
+/**
+ * The WebSocket frames: every client and server frame kind round-trips; the
+ * decoders refuse, with `ProtocolError('INVALID_ENCODING')` and nothing else,
+ * every malformed frame (each refusal beside the boundary value that is still
+ * accepted); and fuzzing (random bytes, mutations of valid frames) shows that
+ * whatever the input they either decode to a frame that round-trips or throw
+ * that one error.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+import { ProtoWriter } from '../codec/protobuf.js';
+import { isProtocolError } from '../errors.js';
+import { MAX_ACKS_PER_FRAME, MAX_DEVICE_ID, MAX_DEVICES_PER_ACCOUNT, MAX_REGISTRATION_ID, MAX_SEND_DESTINATIONS } from '../limits.js';
+import {
+  decodeClientFrame,
+  decodeServerFrame,
+  encodeClientFrame,
+  encodeServerFrame,
+  type ClientFrame,
+  type Destination,
+  type OutgoingMessage,
+  type SendRefusalCode,
+  type ServerFrame,
+} from './frames.js';
+import { applyMutations, mutations, outcome } from '../../../../testing/fuzz.js';
+
+const bytes = (...values: number[]) => Uint8Array.from(values);
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const frame = (field: number, body: Uint8Array) => new ProtoWriter().bytes(field, body).finish();
+const concat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+
+const message = (overrides: Partial<OutgoingMessage> = {}): OutgoingMessage => ({
+  deviceId: 1,
+  registrationId: 42,
+  type: 3,
+  body: bytes(1, 2, 3),
+  ...overrides,
+});
+const destination = (username: string, messages: OutgoingMessage[] = [message()]): Destination => ({ username, messages });
+const send = (...destinations: Destination[]) => encodeClientFrame({ kind: 'send', requestId: 7, destinations });
+const ack = (ids: number[]) => encodeClientFrame({ kind: 'ack', ids });
+const range = (n: number, from = 1) => Array.from({ length: n }, (_, i) => from + i);
+
+const varint = (v: bigint): number[] => (v < 0x80n ? [Number(v)] : [Number(v & 0x7fn) | 0x80, ...varint(v >> 7n)]);
+/** A varint field holding any value, even one the writer refuses. */
+const rawVarint = (field: number, value: bigint) => Uint8Array.from([...varint(BigInt(field) << 3n), ...varint(value)]);
+
+/** A destination written field by field, for what the encoder would never write. */
+const rawDestination = (username: Uint8Array, ...messages: Uint8Array[]) => {
+  const writer = new ProtoWriter().bytes(1, username);
+  for (const m of messages) writer.bytes(2, m);
+  return writer.finish();
+};
+const rawMessage = (fields: { deviceId?: number; registrationId?: number; type?: number; body?: Uint8Array }) => {
+  const writer = new ProtoWriter();
+  if (fields.deviceId !== undefined) writer.uint32(1, fields.deviceId);
+  if (fields.registrationId !== undefined) writer.uint32(2, fields.registrationId);
+  if (fields.type !== undefined) writer.uint32(3, fields.type);
+  if (fields.body !== undefined) writer.bytes(4, fields.body);
+  return writer.finish();
+};
+/** A raw send frame's destination 'alice' with one message. */
+const toAlice = (fields: Parameters<typeof rawMessage>[0]) => rawDestination(utf8('alice'), rawMessage(fields));
+const FIELDS = { deviceId: 1, registrationId: 1, type: 1, body: new Uint8Array(0) };
+type Field = keyof typeof FIELDS;
+/** A message's fields, but for those `left` out. */
+const fieldsWithout = (...left: Field[]): Partial<typeof FIELDS> =>
+  Object.fromEntries(Object.entries(FIELDS).filter(([name]) => !left.includes(name as Field)));
+/** A raw send of one message to 'alice', with the given fields left out. */
+const sendWithout = (...left: Field[]) => rawSend(1, toAlice(fieldsWithout(...left)));
+/** A send of one message to 'alice'. */
+const sendOne = (overrides: Partial<OutgoingMessage>) => send(destination('alice', [message(overrides)]));
+const rawSend = (requestId: number | undefined, ...destinations: Uint8Array[]) => {
+  const writer = new ProtoWriter();
+  if (requestId !== undefined) writer.uint32(1, requestId);
+  for (const d of destinations) writer.bytes(2, d);
+  return frame(2, writer.finish());
+};
+
+const EXAMPLE_CLIENT_FRAMES: { readonly [K in ClientFrame['kind']]: Extract<ClientFrame, { kind: K }>[] } = {
+  auth: [
+    { kind: 'auth', token: bytes(9, 8, 7, 6) },
+    { kind: 'auth', token: new Uint8Array(0) },
+  ],
+  send: [
+    {
+      kind: 'send',
+      requestId: 0xffff_ffff,
+      destinations: [
+        destination('alice', [
+          message({ deviceId: 1, registrationId: 1, type: 1, body: new Uint8Array(0) }),
+          message({ deviceId: MAX_DEVICE_ID, registrationId: MAX_REGISTRATION_ID, type: 255, body: new Uint8Array(300).fill(0xaa) }),
+        ]),
+        destination('bob_2', [message({ deviceId: 1 })]),
+      ],
+    },
+    { kind: 'send', requestId: 0, destinations: [destination('carol', range(MAX_DEVICES_PER_ACCOUNT).map((deviceId) => message({ deviceId })))] },
+  ],
+  ack: [
+    { kind: 'ack', ids: [0, 1, Number.MAX_SAFE_INTEGER] },
+    { kind: 'ack', ids: range(MAX_ACKS_PER_FRAME) },
+  ],
+};
+
+const EXAMPLE_SERVER_FRAMES: { readonly [K in ServerFrame['kind']]: Extract<ServerFrame, { kind: K }>[] } = {
+  ready: [{ kind: 'ready' }],
+  sent: [
+    { kind: 'sent', requestId: 7, timestamp: 1_700_000_000_000 },
+    { kind: 'sent', requestId: 0xffff_ffff, timestamp: Number.MAX_SAFE_INTEGER },
+  ],
+  refused: [
+    {
+      kind: 'refused',
+      requestId: 3,
+      code: 'DEVICE_MISMATCH',
+      message: 'devices changed — ändern',
+      mismatches: [
+        { username: 'alice', missing: [2, 3], extra: [], stale: [1] },
+        { username: 'bob', missing: [], extra: range(MAX_DEVICES_PER_ACCOUNT, 100), stale: [] },
+      ],
+    },
+    { kind: 'refused', requestId: 0, code: 'RATE_LIMITED', message: '', mismatches: [] },
+  ],
+  envelope: [
+    {
+      kind: 'envelope',
+      envelope: { id: 1, timestamp: 1_700_000_000_000, source: 'alice', sourceDevice: 2, type: 3, body: bytes(0xde, 0xad) },
+    },
+    {
+      kind: 'envelope',
+      envelope: { id: Number.MAX_SAFE_INTEGER, timestamp: 0, source: 'z_9', sourceDevice: MAX_DEVICE_ID, type: 255, body: new Uint8Array(0) },
+    },
+  ],
+  drained: [{ kind: 'drained' }],
+};
+
+describe('frames round-trip', () => {
+  it.each(Object.values(EXAMPLE_CLIENT_FRAMES).flat())('client frame $kind', (value) => {
+    const encoded = encodeClientFrame(value);
+    const decoded = decodeClientFrame(encoded);
+    expect(decoded).toEqual(value);
+    expect(encodeClientFrame(decoded)).toEqual(encoded);
+  });
+
+  it.each(Object.values(EXAMPLE_SERVER_FRAMES).flat())('server frame $kind', (value) => {
+    const encoded = encodeServerFrame(value);
+    const decoded = decodeServerFrame(encoded);
+    expect(decoded).toEqual(value);
+    expect(encodeServerFrame(decoded)).toEqual(encoded);
+  });
+
+  it('copies bodies and tokens out of the input buffer', () => {
+    const sent = encodeClientFrame({ kind: 'send', requestId: 1, destinations: [destination('alice')] });
+    const envelope = encodeServerFrame(EXAMPLE_SERVER_FRAMES.envelope[0]!);
+    const token = encodeClientFrame(EXAMPLE_CLIENT_FRAMES.auth[0]!);
+    const decoded = [decodeClientFrame(sent), decodeServerFrame(envelope), decodeClientFrame(token)];
+    for (const buffer of [sent, envelope, token]) buffer.fill(0);
+    expect(decoded).toEqual([
+      { kind: 'send', requestId: 1, destinations: [destination('alice')] },
+      EXAMPLE_SERVER_FRAMES.envelope[0],
+      EXAMPLE_CLIENT_FRAMES.auth[0],
+    ]);
+  });
+});
+
+/** [what is wrong, a frame just inside the rule, the frame that breaks it]. */
+type Case = readonly [string, Uint8Array, Uint8Array];
+
+const clientCases: Case[] = [
+  ['empty input', encodeClientFrame({ kind: 'auth', token: bytes(1) }), new Uint8Array(0)],
+  ['two fields', ack([1]), concat(encodeClientFrame({ kind: 'auth', token: bytes(1) }), ack([1]))],
+  ['two frames of the same kind', ack([1]), concat(ack([1]), ack([2]))],
+  ['a frame whose body is a varint', ack([1]), new ProtoWriter().uint32(3, 1).finish()],
+  ['an unknown kind (4)', frame(3, new ProtoWriter().uint64(1, 5).finish()), frame(4, new ProtoWriter().uint64(1, 5).finish())],
+  ['an unknown kind (2^28)', frame(1, frame(1, bytes(1))), frame(2 ** 28, frame(1, bytes(1)))],
+  ['a truncated frame', frame(1, frame(1, bytes(1, 2))), frame(1, frame(1, bytes(1, 2))).subarray(0, 5)],
+  ['an auth without a token', frame(1, frame(1, new Uint8Array(0))), frame(1, new Uint8Array(0))],
+  ['a token that is a varint', frame(1, frame(1, bytes(1))), frame(1, new ProtoWriter().uint32(1, 1).finish())],
+  ['a send with zero destinations', send(destination('alice')), send()],
+  ['a destination with zero messages', send(destination('alice')), send(destination('alice', []))],
+  ['a send without a request id', rawSend(0, toAlice(message())), rawSend(undefined, toAlice(message()))],
+  ['an upper-case username', send(destination('alice')), send(destination('Alice'))],
+  ['a two-letter username', send(destination('ali')), send(destination('al'))],
+  ['a username with a leading digit', send(destination('a1ice')), send(destination('1alice'))],
+  ['a username with a space', send(destination('alice')), send(destination('alice '))],
+  ['a username with a Cyrillic а', send(destination('alice')), send(destination('аlice'))],
+  ['a username of 33 letters', send(destination('a'.repeat(32))), send(destination('a'.repeat(33)))],
+  ['a username that is not UTF-8', send(destination('alice')), rawSend(1, rawDestination(bytes(0x61, 0xff, 0x62), rawMessage(message())))],
+  ['a destination without a username', rawSend(1, toAlice(message())), rawSend(1, new ProtoWriter().bytes(2, rawMessage(message())).finish())],
+  ['device id 0', sendOne({ deviceId: 1 }), sendOne({ deviceId: 0 })],
+  ['device id MAX_DEVICE_ID + 1', sendOne({ deviceId: MAX_DEVICE_ID }), sendOne({ deviceId: MAX_DEVICE_ID + 1 })],
+  ['device id 2^32', sendOne({}), rawSend(1, rawDestination(utf8('alice'), concat(rawVarint(1, 2n ** 32n), rawMessage(fieldsWithout('deviceId')))))],
+  ['registration id 0', sendOne({ registrationId: 1 }), sendOne({ registrationId: 0 })],
+  ['registration id MAX_REGISTRATION_ID + 1', sendOne({ registrationId: MAX_REGISTRATION_ID }), sendOne({ registrationId: MAX_REGISTRATION_ID + 1 })],
+  ['type 0', sendOne({ type: 1 }), sendOne({ type: 0 })],
+  ['type 256', sendOne({ type: 255 }), sendOne({ type: 256 })],
+  ['a message without a body', sendWithout(), sendWithout('body')],
+  ['a message without a device id', sendWithout(), sendWithout('deviceId')],
+  ['a message without a registration id', sendWithout(), sendWithout('registrationId')],
+  ['a message without a type', sendWithout(), sendWithout('type')],
+  [
+    'a device named twice in one destination',
+    send(destination('alice', [message({ deviceId: 1 }), message({ deviceId: 2 })]), destination('bob', [message({ deviceId: 1 })])),
+    send(destination('alice', [message({ deviceId: 1 }), message({ deviceId: 1, registrationId: 7 })])),
+  ],
+  ['an account named twice', send(destination('alice'), destination('bob')), send(destination('alice'), destination('bob'), destination('alice'))],
+  [
+    `more than MAX_DEVICES_PER_ACCOUNT (${MAX_DEVICES_PER_ACCOUNT}) messages to one account`,
+    send(destination('alice', range(MAX_DEVICES_PER_ACCOUNT).map((deviceId) => message({ deviceId })))),
+    send(destination('alice', range(MAX_DEVICES_PER_ACCOUNT + 1).map((deviceId) => message({ deviceId })))),
+  ],
+  [
+    `more than MAX_SEND_DESTINATIONS (${MAX_SEND_DESTINATIONS}) destinations`,
+    send(...range(MAX_SEND_DESTINATIONS).map((i) => destination(`user${i}`))),
+    send(...range(MAX_SEND_DESTINATIONS + 1).map((i) => destination(`user${i}`))),
+  ],
+  ['an ack with no ids', ack([0]), ack([])],
+  [`an ack with more than MAX_ACKS_PER_FRAME (${MAX_ACKS_PER_FRAME}) ids`, ack(range(MAX_ACKS_PER_FRAME)), ack(range(MAX_ACKS_PER_FRAME + 1))],
+  ['an ack id that is not a varint', ack([1]), frame(3, new ProtoWriter().bytes(1, bytes(1)).finish())],
+  ['an ack id of 2^53', ack([Number.MAX_SAFE_INTEGER]), frame(3, rawVarint(1, 2n ** 53n))],
+];
+
+const refused = (code: string, ...mismatches: Uint8Array[]) => {
+  const writer = new ProtoWriter().uint32(1, 1).bytes(2, utf8(code)).bytes(3, utf8('no'));
+  for (const m of mismatches) writer.bytes(4, m);
+  return frame(3, writer.finish());
+};
+const mismatch = (username: string, missing: number[] = []) => {
+  const writer = new ProtoWriter().bytes(1, utf8(username));
+  for (const id of missing) writer.uint32(2, id);
+  return writer.finish();
+};
+const envelope = (source: string) =>
+  encodeServerFrame({ kind: 'envelope', envelope: { id: 1, timestamp: 2, source, sourceDevice: 1, type: 1, body: bytes(1) } });
+const sent = (requestId: bigint | undefined, timestamp: bigint | undefined) =>
+  frame(2, concat(requestId === undefined ? bytes() : rawVarint(1, requestId), timestamp === undefined ? bytes() : rawVarint(2, timestamp)));
+
+const serverCases: Case[] = [
+  ['empty input', encodeServerFrame({ kind: 'ready' }), new Uint8Array(0)],
+  ['two fields', encodeServerFrame({ kind: 'ready' }), concat(encodeServerFrame({ kind: 'ready' }), encodeServerFrame({ kind: 'drained' }))],
+  ['a frame whose body is a varint', encodeServerFrame({ kind: 'ready' }), new ProtoWriter().uint32(1, 0).finish()],
+  ['an unknown kind (6)', frame(5, new Uint8Array(0)), frame(6, new Uint8Array(0))],
+  ['an unknown kind (2^28)', frame(5, new Uint8Array(0)), frame(2 ** 28, new Uint8Array(0))],
+  ['a sent without a timestamp', sent(1n, 0n), sent(1n, undefined)],
+  ['a sent without a request id', sent(0n, 1n), sent(undefined, 1n)],
+  ['a sent timestamp of 2^53', sent(1n, 2n ** 53n - 1n), sent(1n, 2n ** 53n)],
+  ['a sent request id of 2^32', sent(2n ** 32n - 1n, 1n), sent(2n ** 32n, 1n)],
+  ['an unknown refusal code', refused('RATE_LIMITED'), refused('TEAPOT')],
+  ['a lower-case refusal code', refused('DEVICE_MISMATCH'), refused('device_mismatch')],
+  ['a refusal without a message', refused('UNAVAILABLE'), frame(3, new ProtoWriter().uint32(1, 1).bytes(2, utf8('UNAVAILABLE')).finish())],
+  ['a mismatch naming a non-canonical account', refused('DEVICE_MISMATCH', mismatch('alice')), refused('DEVICE_MISMATCH', mismatch('ALICE'))],
+  [
+    `a mismatch listing more than MAX_DEVICES_PER_ACCOUNT devices`,
+    refused('DEVICE_MISMATCH', mismatch('alice', range(MAX_DEVICES_PER_ACCOUNT))),
+    refused('DEVICE_MISMATCH', mismatch('alice', range(MAX_DEVICES_PER_ACCOUNT + 1))),
+  ],
+  ['an envelope from a non-canonical account', envelope('bob'), envelope('Bob')],
+  ['an envelope from a Cyrillic look-alike', envelope('bob'), envelope('bоb')],
+  [
+    'an envelope without a body',
+    envelope('bob'),
+    frame(4, new ProtoWriter().uint64(1, 1).uint64(2, 2).bytes(3, utf8('bob')).uint32(4, 1).uint32(5, 1).finish()),
+  ],
+];
+
+describe('decodeClientFrame refuses with INVALID_ENCODING', () => {
+  it.each(clientCases)('%s', (_, accepted, refused) => {
+    expect(outcome(() => decodeClientFrame(accepted))).toBe('decoded');
+    expect(outcome(() => decodeClientFrame(refused))).toBe('INVALID_ENCODING');
+  });
+});
+
+describe('decodeServerFrame refuses with INVALID_ENCODING', () => {
+  it.each(serverCases)('%s', (_, accepted, refused) => {
+    expect(outcome(() => decodeServerFrame(accepted))).toBe('decoded');
+    expect(outcome(() => decodeServerFrame(refused))).toBe('INVALID_ENCODING');
+  });
+});
+
+const usernameArb = fc.stringMatching(/^[a-z][a-z0-9_]{2,31}$/);
+const bodyArb = fc.uint8Array({ maxLength: 48 });
+const uint32 = fc.integer({ min: 0, max: 0xffff_ffff });
+const deviceIdArb = fc.integer({ min: 1, max: MAX_DEVICE_ID });
+const messageArb: fc.Arbitrary<OutgoingMessage> = fc.record({
+  deviceId: deviceIdArb,
+  registrationId: fc.integer({ min: 1, max: MAX_REGISTRATION_ID }),
+  type: fc.integer({ min: 1, max: 255 }),
+  body: bodyArb,
+});
+const destinationArb: fc.Arbitrary<Destination> = fc.record({
+  username: usernameArb,
+  messages: fc.uniqueArray(messageArb, { minLength: 1, maxLength: 4, selector: (m) => m.deviceId }),
+});
+const clientFrameArb: fc.Arbitrary<ClientFrame> = fc.oneof(
+  fc.record({ kind: fc.constant('auth' as const), token: bodyArb }),
+  fc.record({
+    kind: fc.constant('send' as const),
+    requestId: uint32,
+    destinations: fc.uniqueArray(destinationArb, { minLength: 1, maxLength: 3, selector: (d) => d.username }),
+  }),
+  fc.record({ kind: fc.constant('ack' as const), ids: fc.array(fc.maxSafeNat(), { minLength: 1, maxLength: 8 }) }),
+);
+const REFUSAL_CODES: SendRefusalCode[] = ['DEVICE_MISMATCH', 'UNKNOWN_RECIPIENT', 'MESSAGE_TOO_LARGE', 'MAILBOX_FULL', 'RATE_LIMITED', 'UNAVAILABLE'];
+const deviceIds = fc.array(deviceIdArb, { maxLength: 4 });
+const serverFrameArb: fc.Arbitrary<ServerFrame> = fc.oneof(
+  fc.constant({ kind: 'ready' as const }),
+  fc.constant({ kind: 'drained' as const }),
+  fc.record({ kind: fc.constant('sent' as const), requestId: uint32, timestamp: fc.maxSafeNat() }),
+  fc.record({
+    kind: fc.constant('refused' as const),
+    requestId: uint32,
+    code: fc.constantFrom(...REFUSAL_CODES),
+    message: fc.string({ unit: 'grapheme', maxLength: 20 }),
+    mismatches: fc.array(fc.record({ username: usernameArb, missing: deviceIds, extra: deviceIds, stale: deviceIds }), { maxLength: 3 }),
+  }),
+  fc.record({
+    kind: fc.constant('envelope' as const),
+    envelope: fc.record({
+      id: fc.maxSafeNat(),
+      timestamp: fc.maxSafeNat(),
+      source: usernameArb,
+      sourceDevice: deviceIdArb,
+      type: fc.integer({ min: 1, max: 255 }),
+      body: bodyArb,
+    }),
+  }),
+);
+
+describe('frame fuzzing', () => {
+  it('round-trips any valid frame', () => {
+    fc.assert(
+      fc.property(clientFrameArb, (value) => {
+        expect(decodeClientFrame(encodeClientFrame(value))).toEqual(value);
+      }),
+    );
+    fc.assert(
+      fc.property(serverFrameArb, (value) => {
+        expect(decodeServerFrame(encodeServerFrame(value))).toEqual(value);
+      }),
+    );
+  });
+
+  it('throws only ProtocolError(INVALID_ENCODING) on random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 512 }), (input) => {
+        expect(['decoded', 'INVALID_ENCODING']).toContain(outcome(() => decodeClientFrame(input)));
+        expect(['decoded', 'INVALID_ENCODING']).toContain(outcome(() => decodeServerFrame(input)));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('throws only ProtocolError(INVALID_ENCODING) on mutated frames, and whatever it accepts round-trips', () => {
+    const seen = { client: new Map<string, number>(), server: new Map<string, number>() };
+    const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
+    fc.assert(
+      fc.property(fc.oneof(clientFrameArb.map(encodeClientFrame), serverFrameArb.map(encodeServerFrame)), mutations, (valid, changes) => {
+        const input = applyMutations(valid, changes);
+        for (const [side, decode, encode] of [
+          ['client', decodeClientFrame, (v: ClientFrame) => encodeClientFrame(v)],
+          ['server', decodeServerFrame, (v: ServerFrame) => encodeServerFrame(v)],
+        ] as const) {
+          let result: 'decoded' | 'INVALID_ENCODING';
+          try {
+            const decoded = decode(input);
+            // Anything accepted is a frame the encoder can write and the decoder reads back the same.
+            expect((decode as (b: Uint8Array) => unknown)((encode as (v: unknown) => Uint8Array)(decoded))).toEqual(decoded);
+            result = 'decoded';
+          } catch (error) {
+            if (!isProtocolError(error, 'INVALID_ENCODING')) throw new Error(`${side} decoder threw ${String(error)}`, { cause: error });
+            result = 'INVALID_ENCODING';
+          }
+          count(seen[side], result);
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+    // The mutations must both break frames and leave some decodable, or the property says little.
+    for (const map of [seen.client, seen.server]) {
+      expect(map.get('decoded')).toBeGreaterThan(50);
+      expect(map.get('INVALID_ENCODING')).toBeGreaterThan(50);
+    }
+  });
+});
