@@ -52,7 +52,12 @@ export const MAX_EARLY_FRAMES = 64;
 /** How long a new WebSocket may take to present its token before it is closed. */
 export const AUTH_TIMEOUT_MS = 10_000;
 
-/** How often the server pings each WebSocket; a connection that misses a whole interval is closed. */
+/**
+ * How often the server pings each WebSocket (`--heartbeat` overrides it); a
+ * connection with no pong or frame for a whole interval is dropped. Below the
+ * idle timeouts of common proxies and NATs (60 s and up), so that pings also
+ * keep an idle connection open through them.
+ */
 export const HEARTBEAT_INTERVAL_MS = 30_000;
 
 /**

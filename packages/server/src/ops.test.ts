@@ -101,6 +101,38 @@ describe('a running server', () => {
   });
 });
 
+describe('heartbeat', () => {
+  it('drops a connection that stops answering pings, and keeps one that answers', async () => {
+    const storage = await freshStorage('sqlite');
+    const server = await spawnServer(storage, ['--heartbeat', '1']);
+    try {
+      const alice = await TestAccount.register(server.url, 'heartbeat_alice');
+      const bob = await TestAccount.register(server.url, 'heartbeat_bob');
+      const healthy = await alice.devices[0]!.connect(server.wsUrl);
+      const silent = await bob.devices[0]!.connect(server.wsUrl);
+      const tcp = (silent.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      tcp.pause(); // reads nothing more, so it never sees a ping nor answers one
+      const connections = async () =>
+        (await fetch(`${server.url}/metrics`).then((r) => r.text())).match(/^parley_websocket_connections (\d+)$/m)?.[1];
+      expect(await connections()).toBe('2');
+      let open = '2';
+      for (let i = 0; i < 50 && open !== '1'; i++) {
+        await new Promise((done) => setTimeout(done, 100));
+        open = (await connections()) ?? '';
+      }
+      expect(open).toBe('1'); // the server dropped the silent one within a few intervals
+      tcp.resume();
+      expect((await silent.closed).code).toBe(1006); // without a close frame
+      expect(healthy.socket.readyState).toBe(WebSocket.OPEN);
+      expect((await healthy.request([to(bob, () => new Uint8Array(1))])).kind).toBe('sent');
+      await healthy.close();
+    } finally {
+      await server.stop();
+      await storage.drop();
+    }
+  });
+});
+
 describe('TLS', () => {
   let dir: string;
   beforeAll(() => {

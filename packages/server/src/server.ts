@@ -26,7 +26,6 @@ import { keyRoutes } from './http/keys.js';
 import {
   BUNDLE_FETCH_LIMITS,
   CHALLENGE_LIMITS,
-  HEARTBEAT_INTERVAL_MS,
   MAX_FRAME_BYTES,
   MAX_HTTP_BODY_BYTES,
   REGISTRATION_LIMITS,
@@ -52,6 +51,8 @@ export interface ServerConfig {
    * or CIDRs). Absent: the socket's peer address.
    */
   readonly trustProxy?: string;
+  /** How often each WebSocket is pinged (HEARTBEAT_INTERVAL_MS by default); one silent for a whole interval is dropped. */
+  readonly heartbeatMs: number;
   /** Registrations per client address in a burst (REGISTRATION_LIMITS.burst by default). */
   readonly registrationBurst: number;
   readonly logLevel: LogLevel;
@@ -146,7 +147,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         connection.ping();
       }
     }
-  }, HEARTBEAT_INTERVAL_MS);
+  }, config.heartbeatMs);
   const sweep = setInterval(() => {
     const t = now();
     void Promise.all([
