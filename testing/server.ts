@@ -14,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const serverBin = join(repoRoot, 'packages', 'server', 'bin', 'parley-server.js');
@@ -160,4 +161,43 @@ export async function spawnServer(
     stop: () => wait('SIGTERM'),
     kill: () => wait('SIGKILL'),
   };
+}
+
+/** The server of one engine's suite, started before its first test; a test may replace it (after a restart, say). */
+export interface SuiteServer {
+  server: ServerProcess;
+  readonly storage: Storage;
+}
+
+/**
+ * Starts a server on fresh storage of `engineCase.engine` before the
+ * enclosing suite's tests (unless the engine is unavailable), and stops it and
+ * drops the storage after them.
+ */
+export function useServer(engineCase: EngineCase, extraArgs: readonly string[] = []): SuiteServer {
+  let storage: Storage | undefined;
+  let server: ServerProcess | undefined;
+  const suite: SuiteServer = {
+    get server() {
+      if (server === undefined) throw new Error('the suite server runs only inside the suite');
+      return server;
+    },
+    set server(replacement) {
+      server = replacement;
+    },
+    get storage() {
+      if (storage === undefined) throw new Error('the suite storage exists only inside the suite');
+      return storage;
+    },
+  };
+  beforeAll(async () => {
+    if (!engineCase.available) return;
+    storage = await freshStorage(engineCase.engine);
+    server = await spawnServer(storage, extraArgs);
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await storage?.drop();
+  });
+  return suite;
 }

@@ -3,13 +3,13 @@
  * SIGKILL in the middle of a stream of sends, graceful shutdown, a full
  * mailbox, and hostile frames that must close only their own connection.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
 import { encodeClientFrame } from '@parley/protocol';
 
 import { seededRandom } from '../../../testing/random.js';
-import { engineCases, freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../testing/server.js';
+import { engineCases, spawnServer, useServer, type ServerProcess, type Storage } from '../../../testing/server.js';
 import { Connection, http, TestAccount, to } from '../../../testing/device.js';
 import { CloseCode } from './errors.js';
 import { MAX_FRAME_BYTES, MAX_MAILBOX_ENVELOPES } from './limits.js';
@@ -59,34 +59,23 @@ function restart(server: ServerProcess, storage: Storage): Promise<ServerProcess
   return spawnServer(storage, ['--port', new URL(server.url).port]);
 }
 
-describe.each(engineCases)('faults on $title', ({ engine, available }) => {
-  let storage: Storage;
-  let server: ServerProcess;
+describe.each(engineCases)('faults on $title', (engineCase) => {
+  const { available } = engineCase;
+  const suite = useServer(engineCase);
   let counter = 0;
   const name = (prefix: string) => `${prefix}_${++counter}`;
 
-  beforeAll(async () => {
-    if (!available) return;
-    storage = await freshStorage(engine);
-    server = await spawnServer(storage);
-  });
-  afterAll(async () => {
-    if (!available) return;
-    await server.stop();
-    await storage.drop();
-  });
-
   it.skipIf(!available)('kill -9 in the middle of a stream of sends: every acknowledged envelope arrives after restart, in order', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
-    const bob = await TestAccount.register(server.url, name('bob'));
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
+    const bob = await TestAccount.register(suite.server.url, name('bob'));
     const random = seededRandom(19);
     const received: number[] = [];
     const acknowledged: number[] = [];
 
     for (let round = 0; round < 3; round++) {
-      const sender = await alice.devices[0]!.connect(server.wsUrl);
+      const sender = await alice.devices[0]!.connect(suite.server.wsUrl);
       // Bob reads and acknowledges while the stream runs, so the kill also lands mid-delivery.
-      const inbox = await bob.devices[0]!.connect(server.wsUrl);
+      const inbox = await bob.devices[0]!.connect(suite.server.wsUrl);
       const reading = (async () => {
         for (;;) {
           const frame = await inbox.next('envelope', undefined, 30_000).catch(() => undefined);
@@ -97,14 +86,14 @@ describe.each(engineCases)('faults on $title', ({ engine, available }) => {
       })();
       const sends = stream(sender, bob, 16, round * 1_000_000);
       await new Promise((resolve) => setTimeout(resolve, 150 + random() * 400));
-      await server.kill();
+      await suite.server.kill();
       await Promise.all([sends.stop(), reading]);
       expect(sends.acknowledged.length).toBeGreaterThan(0);
       acknowledged.push(...sends.acknowledged);
-      server = await restart(server, storage);
+      suite.server = await restart(suite.server, suite.storage);
     }
 
-    const inbox = await bob.devices[0]!.connect(server.wsUrl);
+    const inbox = await bob.devices[0]!.connect(suite.server.wsUrl);
     const after = await drain(inbox);
     await inbox.close();
     const everything = new Set([...received, ...after]);
@@ -115,28 +104,28 @@ describe.each(engineCases)('faults on $title', ({ engine, available }) => {
   });
 
   it.skipIf(!available)('graceful shutdown answers what it read, closes with 1001, and loses nothing', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
-    const bob = await TestAccount.register(server.url, name('bob'));
-    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
+    const bob = await TestAccount.register(suite.server.url, name('bob'));
+    const sender = await alice.devices[0]!.connect(suite.server.wsUrl);
     const sends = stream(sender, bob, 32);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const [exit, closed] = await Promise.all([server.stop(), sender.closed]);
+    const [exit, closed] = await Promise.all([suite.server.stop(), sender.closed]);
     await sends.stop();
     expect(exit).toBe(0);
     expect(closed.code).toBe(CloseCode.GOING_AWAY);
     expect(sends.acknowledged.length).toBeGreaterThan(0);
 
-    server = await restart(server, storage);
-    const inbox = await bob.devices[0]!.connect(server.wsUrl);
+    suite.server = await restart(suite.server, suite.storage);
+    const inbox = await bob.devices[0]!.connect(suite.server.wsUrl);
     const delivered = await drain(inbox);
     await inbox.close();
     expect(delivered.filter((n) => sends.acknowledged.includes(n))).toEqual(sends.acknowledged);
   });
 
   it.skipIf(!available)('a full mailbox refuses the send explicitly, and takes sends again once drained', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
-    const bob = await TestAccount.register(server.url, name('bob'));
-    const sender = await alice.devices[0]!.connect(server.wsUrl);
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
+    const bob = await TestAccount.register(suite.server.url, name('bob'));
+    const sender = await alice.devices[0]!.connect(suite.server.wsUrl);
     const sends = stream(sender, bob, 64);
     while (sends.acknowledged.length < MAX_MAILBOX_ENVELOPES) await new Promise((resolve) => setTimeout(resolve, 50));
     await sends.stop();
@@ -144,7 +133,7 @@ describe.each(engineCases)('faults on $title', ({ engine, available }) => {
     const refused = await sender.request([to(bob, () => encode(-1))]);
     expect(refused).toMatchObject({ kind: 'refused', code: 'MAILBOX_FULL' });
 
-    const inbox = await bob.devices[0]!.connect(server.wsUrl);
+    const inbox = await bob.devices[0]!.connect(suite.server.wsUrl);
     const delivered = await drain(inbox);
     expect(delivered).toEqual(sends.acknowledged);
     expect((await sender.request([to(bob, () => encode(-2))])).kind).toBe('sent');
@@ -153,17 +142,17 @@ describe.each(engineCases)('faults on $title', ({ engine, available }) => {
   }, 120_000);
 
   it.skipIf(!available)('hostile frames close only their own connection', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
-    const bob = await TestAccount.register(server.url, name('bob'));
-    const bystander = await alice.devices[0]!.connect(server.wsUrl);
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
+    const bob = await TestAccount.register(suite.server.url, name('bob'));
+    const bystander = await alice.devices[0]!.connect(suite.server.wsUrl);
     /** Sends one frame on a fresh connection, before or after logging in; resolves with the close code. */
     const raw = async (frame: string | Uint8Array) => {
-      const connection = await Connection.open(server.wsUrl);
+      const connection = await Connection.open(suite.server.wsUrl);
       connection.socket.send(frame);
       return (await connection.closed).code;
     };
     const authenticated = async (frame: Uint8Array) => {
-      const connection = await bob.devices[0]!.connect(server.wsUrl);
+      const connection = await bob.devices[0]!.connect(suite.server.wsUrl);
       connection.socket.send(frame);
       return (await connection.closed).code;
     };
@@ -184,7 +173,7 @@ describe.each(engineCases)('faults on $title', ({ engine, available }) => {
     for (let i = 0; i < 30; i++) expect(await authenticated(junk())).toBe(CloseCode.MALFORMED_FRAME);
 
     // The server and every other connection are unharmed.
-    expect((await http(server.url, 'GET', '/healthz')).status).toBe(200);
+    expect((await http(suite.server.url, 'GET', '/healthz')).status).toBe(200);
     expect((await bystander.request([to(bob, () => encode(7))])).kind).toBe('sent');
     expect(bystander.socket.readyState).toBe(WebSocket.OPEN);
     await bystander.close();

@@ -3,7 +3,7 @@
  * what registration checks, that every failed login looks the same, and that
  * only the identity key's signature changes which devices an account has.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import {
   generateIdentityKeyPair,
@@ -17,7 +17,7 @@ import {
   type IdentityKeyPair,
 } from '@parley/protocol';
 
-import { engineCases, freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../../testing/server.js';
+import { engineCases, useServer } from '../../../../testing/server.js';
 import { Connection, http, provider, TestAccount, TestDevice, type HttpResult } from '../../../../testing/device.js';
 import { CloseCode } from '../errors.js';
 
@@ -77,29 +77,18 @@ function expectError(result: HttpResult, status: number, code: string): void {
   expect({ status: result.status, body: result.body }).toEqual({ status, body: { error: { code, message: anyText } } });
 }
 
-describe.each(engineCases)('accounts, login and linking on $title', ({ engine, available }) => {
-  let storage: Storage;
-  let server: ServerProcess;
+describe.each(engineCases)('accounts, login and linking on $title', (engineCase) => {
+  const { available } = engineCase;
+  const suite = useServer(engineCase);
   let counter = 0;
   const name = (prefix: string) => `${prefix}_${++counter}`;
-  const register = (body: unknown) => http<{ username: string; deviceId: number }>(server.url, 'POST', '/v1/accounts', { body });
+  const register = (body: unknown) => http<{ username: string; deviceId: number }>(suite.server.url, 'POST', '/v1/accounts', { body });
 
   /** A GET with a raw Authorization header; the body as the exact text sent. */
   async function rawGet(path: string, authorization?: string): Promise<{ status: number; text: string }> {
-    const response = await fetch(`${server.url}${path}`, { headers: authorization === undefined ? {} : { authorization } });
+    const response = await fetch(`${suite.server.url}${path}`, { headers: authorization === undefined ? {} : { authorization } });
     return { status: response.status, text: await response.text() };
   }
-
-  beforeAll(async () => {
-    if (!available) return;
-    storage = await freshStorage(engine);
-    server = await spawnServer(storage);
-  });
-  afterAll(async () => {
-    if (!available) return;
-    await server.stop();
-    await storage.drop();
-  });
 
   it.skipIf(!available)('registers an account and its first device under the canonical username', async () => {
     const username = name('carol');
@@ -108,9 +97,9 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
     expect({ status: created.status, body: created.body }).toEqual({ status: 201, body: { username, deviceId: 1 } });
 
     // Found by any case of its name, and always answered with the canonical one.
-    const viewer = await TestAccount.register(server.url, name('viewer'));
+    const viewer = await TestAccount.register(suite.server.url, name('viewer'));
     const found = await http<{ username: string; identityKey: string; deviceList: { list: string; signature: string } }>(
-      server.url,
+      suite.server.url,
       'GET',
       `/v1/accounts/${username.toUpperCase()}`,
       { token: await viewer.devices[0]!.login() },
@@ -140,8 +129,8 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
     const racers = await Promise.all(Array.from({ length: 5 }, () => registration(contested)));
     const answers = await Promise.all(racers.map((r) => register(r.body)));
     expect(answers.map((a) => a.status).sort((a, b) => a - b)).toEqual([201, 409, 409, 409, 409]);
-    const viewer = await TestAccount.register(server.url, name('viewer'));
-    const found = await http<{ identityKey: string }>(server.url, 'GET', `/v1/accounts/${username}`, { token: await viewer.devices[0]!.login() });
+    const viewer = await TestAccount.register(suite.server.url, name('viewer'));
+    const found = await http<{ identityKey: string }>(suite.server.url, 'GET', `/v1/accounts/${username}`, { token: await viewer.devices[0]!.login() });
     expect(found.body.identityKey).toBe(first.body.identityKey);
   });
 
@@ -183,7 +172,7 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
       { body: { identityKey: body.identityKey, deviceList: body.deviceList, signedPreKey: body.signedPreKey } },
     ];
     for (const request of malformed) {
-      const result = await http(server.url, 'POST', '/v1/accounts', request);
+      const result = await http(suite.server.url, 'POST', '/v1/accounts', request);
       expect({ request, status: result.status, body: result.body }).toEqual({
         request,
         status: 400,
@@ -194,19 +183,19 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
   });
 
   it.skipIf(!available)('answers every failed login with the same 401, and takes each challenge once', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
-    const bob = await TestAccount.register(server.url, name('bob'));
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
+    const bob = await TestAccount.register(suite.server.url, name('bob'));
     const alice2 = await alice.link(alice.devices[0]!);
     const [alice1, bob1] = [alice.devices[0]!, bob.devices[0]!];
     const challenge = async (username: string, deviceId: number) => {
-      const result = await http<{ challenge: string }>(server.url, 'POST', '/v1/auth/challenge', { body: { username, deviceId } });
+      const result = await http<{ challenge: string }>(suite.server.url, 'POST', '/v1/auth/challenge', { body: { username, deviceId } });
       expect(result.status).toBe(200);
       return result.body.challenge;
     };
     const sign = async (by: IdentityKeyPair, username: string, deviceId: number, c: string) =>
       b64(await signAuthChallenge(provider, by.privateKey, username, deviceId, fromB64(c)));
     const login = (username: string, deviceId: number, c: string, signature: string) =>
-      http<{ token: string }>(server.url, 'POST', '/v1/auth/token', { body: { username, deviceId, challenge: c, signature } });
+      http<{ token: string }>(suite.server.url, 'POST', '/v1/auth/token', { body: { username, deviceId, challenge: c, signature } });
 
     const failures: HttpResult[] = [];
     let c = await challenge(alice.username, 1);
@@ -235,12 +224,12 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
 
     expectError(failures[0]!, 401, 'UNAUTHORIZED');
     for (const failure of failures) expect({ status: failure.status, body: failure.body }).toEqual({ status: 401, body: failures[0]!.body });
-    const keys = await http(server.url, 'GET', '/v1/keys', { token: good.body.token });
+    const keys = await http(suite.server.url, 'GET', '/v1/keys', { token: good.body.token });
     expect({ status: keys.status, body: keys.body }).toEqual({ status: 200, body: { preKeys: 0, kyberPreKeys: 0 } });
   });
 
   it.skipIf(!available)('refuses missing, garbage, forged and truncated bearer tokens with the same 401', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
     const token = await alice.devices[0]!.login();
     const bytes = new Uint8Array(Buffer.from(token, 'base64url'));
     const altered = (index: number) => {
@@ -271,9 +260,9 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
   });
 
   it.skipIf(!available)('a link token adds exactly the granted device, keeping the others unchanged, once', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
     const alice1 = alice.devices[0]!;
-    const grant = await http<{ linkToken: string; deviceId: number; expiresAt: number }>(server.url, 'POST', '/v1/devices/link', {
+    const grant = await http<{ linkToken: string; deviceId: number; expiresAt: number }>(suite.server.url, 'POST', '/v1/devices/link', {
       token: await alice1.login(),
     });
     expect(grant.status).toBe(200);
@@ -281,7 +270,7 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
     const { entry, auth } = await newEntry(grant.body.deviceId);
     const keys = await deviceKeys(alice.identity);
     const link = async (deviceList: { list: string; signature: string }) =>
-      http(server.url, 'POST', '/v1/devices', { body: { linkToken: grant.body.linkToken, deviceList, ...keys } });
+      http(suite.server.url, 'POST', '/v1/devices', { body: { linkToken: grant.body.linkToken, deviceList, ...keys } });
     const sign = (version: number, devices: DeviceEntry[]) => signList(alice.identity, alice.username, version, devices);
     const first = alice1.entry();
 
@@ -305,15 +294,15 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
     const [winner, loser, good] = won === 0 ? [{ entry, auth }, rival, lists[0]!] : [rival, { entry, auth }, lists[1]!];
 
     // The winner logs in as device 2; the loser's key is not device 2's.
-    const alice2 = new TestDevice(server.url, alice, 2, winner.entry.registrationId, winner.auth);
+    const alice2 = new TestDevice(suite.server.url, alice, 2, winner.entry.registrationId, winner.auth);
     alice.devices.push(alice2);
     alice.version = 2;
-    expect((await http(server.url, 'GET', '/v1/keys', { token: await alice2.login() })).status).toBe(200);
-    await expect(new TestDevice(server.url, alice, 2, loser.entry.registrationId, loser.auth).login()).rejects.toThrow(/401/);
+    expect((await http(suite.server.url, 'GET', '/v1/keys', { token: await alice2.login() })).status).toBe(200);
+    await expect(new TestDevice(suite.server.url, alice, 2, loser.entry.registrationId, loser.auth).login()).rejects.toThrow(/401/);
 
-    const viewer = await TestAccount.register(server.url, name('viewer'));
+    const viewer = await TestAccount.register(suite.server.url, name('viewer'));
     const found = await http<{ identityKey: string; deviceList: { list: string; signature: string } }>(
-      server.url,
+      suite.server.url,
       'GET',
       `/v1/accounts/${alice.username}`,
       { token: await viewer.devices[0]!.login() },
@@ -328,15 +317,15 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
   });
 
   it.skipIf(!available)('removing a device revokes its token and closes its connection; an update cannot add a device', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
-    const bob = await TestAccount.register(server.url, name('bob'));
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
+    const bob = await TestAccount.register(suite.server.url, name('bob'));
     const alice1 = alice.devices[0]!;
     const alice2 = await alice.link(alice1);
     const alice3 = await alice.link(alice1);
     const [token1, token2, token3, bobToken] = await Promise.all([alice1.login(), alice2.login(), alice3.login(), bob.devices[0]!.login()]);
-    const connection = await alice2.connect(server.wsUrl);
+    const connection = await alice2.connect(suite.server.wsUrl);
     const put = async (deviceList: { list: string; signature: string }) =>
-      http<{ version: number; removed: number[] }>(server.url, 'PUT', '/v1/devices', { token: token1, body: { deviceList } });
+      http<{ version: number; removed: number[] }>(suite.server.url, 'PUT', '/v1/devices', { token: token1, body: { deviceList } });
     const [d1, d2, d3] = [alice1.entry(), alice2.entry(), alice3.entry()];
 
     expectError(await put(await alice.sign([d1, d2, d3, (await newEntry(4)).entry], 4)), 400, 'BAD_REQUEST');
@@ -344,7 +333,7 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
     expectError(await put(await alice.sign([d1, d2, { ...d3, registrationId: (d3.registrationId % 16000) + 1 }], 4)), 400, 'BAD_REQUEST');
     expectError(await put(await alice.sign([d1, d3], 3)), 409, 'STALE_DEVICE_LIST');
     expectError(await put(await signList(alice2.auth, alice.username, 4, [d1, d3])), 400, 'INVALID_SIGNATURE');
-    expect((await http(server.url, 'GET', '/v1/keys', { token: token2 })).status).toBe(200);
+    expect((await http(suite.server.url, 'GET', '/v1/keys', { token: token2 })).status).toBe(200);
 
     const removed = await put(await alice.sign([d1, d3], 4));
     expect({ status: removed.status, body: removed.body }).toEqual({ status: 200, body: { version: 4, removed: [2] } });
@@ -352,18 +341,18 @@ describe.each(engineCases)('accounts, login and linking on $title', ({ engine, a
     alice.version = 4;
 
     expect(await connection.closed).toMatchObject({ code: CloseCode.UNAUTHORIZED });
-    expectError(await http(server.url, 'GET', '/v1/keys', { token: token2 }), 401, 'UNAUTHORIZED');
+    expectError(await http(suite.server.url, 'GET', '/v1/keys', { token: token2 }), 401, 'UNAUTHORIZED');
     await expect(alice2.login()).rejects.toThrow(/401/);
-    const again = await Connection.open(server.wsUrl);
+    const again = await Connection.open(suite.server.wsUrl);
     again.send({ kind: 'auth', token: new Uint8Array(Buffer.from(token2, 'base64url')) });
     expect(await again.closed).toMatchObject({ code: CloseCode.UNAUTHORIZED });
 
     // The others are untouched, and everyone sees devices 1 and 3 only.
-    expect((await http(server.url, 'GET', '/v1/keys', { token: token3 })).status).toBe(200);
-    const bundles = await http<{ devices: { deviceId: number }[] }>(server.url, 'GET', `/v1/keys/${alice.username}/*`, { token: bobToken });
+    expect((await http(suite.server.url, 'GET', '/v1/keys', { token: token3 })).status).toBe(200);
+    const bundles = await http<{ devices: { deviceId: number }[] }>(suite.server.url, 'GET', `/v1/keys/${alice.username}/*`, { token: bobToken });
     expect(bundles.body.devices.map((d) => d.deviceId)).toEqual([1, 3]);
-    expect((await http(server.url, 'GET', `/v1/keys/${alice.username}/2`, { token: bobToken })).status).toBe(404);
-    const found = await http<{ deviceList: { list: string; signature: string } }>(server.url, 'GET', `/v1/accounts/${alice.username}`, {
+    expect((await http(suite.server.url, 'GET', `/v1/keys/${alice.username}/2`, { token: bobToken })).status).toBe(404);
+    const found = await http<{ deviceList: { list: string; signature: string } }>(suite.server.url, 'GET', `/v1/accounts/${alice.username}`, {
       token: bobToken,
     });
     const list = await verifyDeviceList(provider, alice.identity.publicKey, {

@@ -4,7 +4,7 @@
  * once even to concurrent fetches, fetches are rate-limited, absent accounts
  * and devices look alike, and what is handed out starts a working session.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import {
   decryptMessage,
@@ -20,7 +20,7 @@ import {
   type PreKeyBundle,
 } from '@parley/protocol';
 
-import { engineCases, freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../../testing/server.js';
+import { engineCases, useServer } from '../../../../testing/server.js';
 import { http, provider, TestAccount, type HttpResult, type TestDevice } from '../../../../testing/device.js';
 import { BUNDLE_FETCH_LIMITS } from '../limits.js';
 
@@ -89,33 +89,22 @@ function toPreKeyBundle(bundles: Bundles, deviceId: number): PreKeyBundle {
 
 const verifies = (identityKey: Uint8Array, key: WireKey) => verifyPreKeySignature(provider, identityKey, fromB64(key.publicKey), fromB64(key.signature));
 
-describe.each(engineCases)('key directory on $title', ({ engine, available }) => {
-  let storage: Storage;
-  let server: ServerProcess;
+describe.each(engineCases)('key directory on $title', (engineCase) => {
+  const { available } = engineCase;
+  const suite = useServer(engineCase);
   let counter = 0;
   const name = (prefix: string) => `${prefix}_${++counter}`;
 
-  const upload = (token: string, body: unknown) => http(server.url, 'PUT', '/v1/keys', { token, body });
-  const counts = async (token: string) => (await http<{ preKeys: number; kyberPreKeys: number }>(server.url, 'GET', '/v1/keys', { token })).body;
+  const upload = (token: string, body: unknown) => http(suite.server.url, 'PUT', '/v1/keys', { token, body });
+  const counts = async (token: string) => (await http<{ preKeys: number; kyberPreKeys: number }>(suite.server.url, 'GET', '/v1/keys', { token })).body;
   const fetchBundles = (token: string, username: string, deviceId: number | '*') =>
-    http<Bundles>(server.url, 'GET', `/v1/keys/${username}/${deviceId}`, { token });
+    http<Bundles>(suite.server.url, 'GET', `/v1/keys/${username}/${deviceId}`, { token });
   /** Registers an account and logs its first device in. */
   async function member(prefix: string): Promise<{ account: TestAccount; device: TestDevice; token: string }> {
-    const account = await TestAccount.register(server.url, name(prefix));
+    const account = await TestAccount.register(suite.server.url, name(prefix));
     const device = account.devices[0]!;
     return { account, device, token: await device.login() };
   }
-
-  beforeAll(async () => {
-    if (!available) return;
-    storage = await freshStorage(engine);
-    server = await spawnServer(storage);
-  });
-  afterAll(async () => {
-    if (!available) return;
-    await server.stop();
-    await storage.drop();
-  });
 
   it.skipIf(!available)('refuses an upload with any bad signature and stores nothing of it', async () => {
     const target = await member('target');
@@ -229,7 +218,7 @@ describe.each(engineCases)('key directory on $title', ({ engine, available }) =>
     const target = await member('target');
     const requester = await member('requester');
     const raw = async (path: string) => {
-      const response = await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${requester.token}` } });
+      const response = await fetch(`${suite.server.url}${path}`, { headers: { authorization: `Bearer ${requester.token}` } });
       return { status: response.status, text: await response.text() };
     };
     const missing = [
@@ -250,7 +239,7 @@ describe.each(engineCases)('key directory on $title', ({ engine, available }) =>
   });
 
   it.skipIf(!available)('`*` answers with every device of the account but the requester', async () => {
-    const alice = await TestAccount.register(server.url, name('alice'));
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
     const alice2 = await alice.link(alice.devices[0]!);
     await alice.link(alice.devices[0]!);
     const bob = await member('bob');
