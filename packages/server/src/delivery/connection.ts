@@ -83,7 +83,7 @@ export class DeviceConnection implements MailboxListener {
 
   constructor(socket: WebSocket, deps: ConnectionDeps) {
     this.#socket = socket;
-    this.#stream = process.env["NO_CORK"] ? undefined : streamOf(socket);
+    this.#stream = streamOf(socket);
     this.#deps = deps;
     let resolveClosed!: () => void;
     this.closed = new Promise((resolve) => {

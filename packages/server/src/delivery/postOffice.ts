@@ -246,7 +246,7 @@ export class PostOffice {
           for (const e of send.envelopes) accepted.push({ ...e, timestamp });
           outcomes.push({ ok: true, timestamp });
         }
-        for (const ack of acks) await deleteEnvelopes(trx, ack.accountId, ack.deviceId, ack.ids);
+        await deleteEnvelopes(trx, acks);
         return insertEnvelopes(trx, accepted);
       });
     } catch (error) {

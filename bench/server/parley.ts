@@ -1,0 +1,168 @@
+/**
+ * The Parley workload: sender/recipient pairs of real accounts on a real
+ * server process, each device on its own raw `ws` socket. A sender's lane
+ * sends one envelope per send to its recipient; the sender's `sent` answer
+ * (given after the commit) completes the send, and the recipient acknowledges
+ * every envelope, in one ack frame per event-loop turn.
+ *
+ * Recipients check what they get: every envelope comes from their own sender,
+ * with ids increasing along the mailbox, and the first one is read by the
+ * real decoder too.
+ */
+import { once } from 'node:events';
+
+import { decodeServerFrame, encodeClientFrame, limits } from '@parley/protocol';
+import WebSocket from 'ws';
+
+import { TestAccount, type TestDevice } from '../../testing/device.js';
+import type { ServerProcess } from '../../testing/server.js';
+import type { Lane, Sink, Workload } from './driver.js';
+import { checkEnvelope, envelopeId, readStamp, SendFrames, TAG } from './frames.js';
+import { scrape } from './metrics.js';
+
+/** Registrations and logins run this many at a time (each registration makes a Kyber key pair here). */
+const SETUP_CONCURRENCY = 8;
+/** How long `settle` waits for the server to delete every acknowledged envelope. */
+const SETTLE_TIMEOUT_MS = 30_000;
+/** Frames a device may wait for while connecting. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
+export interface ParleyWorkload extends Workload {
+  /** Bytes of one send frame on the wire (before WebSocket framing). */
+  readonly frameBytes: number;
+  close(): Promise<void>;
+}
+
+async function inBatches<T>(count: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let start = 0; start < count; start += SETUP_CONCURRENCY) {
+    const batch = Array.from({ length: Math.min(SETUP_CONCURRENCY, count - start) }, (_, j) => task(start + j));
+    out.push(...(await Promise.all(batch)));
+  }
+  return out;
+}
+
+/**
+ * A client address of the benchmarking range (RFC 2544, 198.18.0.0/15) for
+ * device `i`: it only ever appears in an X-Forwarded-For header, so that each
+ * device has its own login rate limit as it would in the field.
+ */
+const clientAddress = (i: number) => `198.18.${i >> 8}.${i & 0xff}`;
+
+/** Logs in, opens a socket, authenticates and waits until the (empty) mailbox is drained. */
+async function connect(wsUrl: string, device: TestDevice, address: string): Promise<WebSocket> {
+  const token = Buffer.from(await device.login(address), 'base64url');
+  const socket = new WebSocket(wsUrl, { perMessageDeflate: false });
+  await once(socket, 'open');
+  const drained = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`${device.username}: no drained frame in ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    socket.on('message', (data: Buffer) => {
+      const frame = decodeServerFrame(new Uint8Array(data));
+      if (frame.kind === 'drained') {
+        clearTimeout(timer);
+        socket.removeAllListeners('message');
+        resolve();
+      } else if (frame.kind !== 'ready') {
+        reject(new Error(`${device.username}: unexpected ${frame.kind} frame while connecting`));
+      }
+    });
+    socket.once('close', (code) => {
+      reject(new Error(`${device.username}: socket closed (${code}) while connecting`));
+    });
+  });
+  socket.send(encodeClientFrame({ kind: 'auth', token }));
+  await drained;
+  return socket;
+}
+
+/** Receives, checks and acknowledges one pair's envelopes. */
+function receive(socket: WebSocket, lane: number, bodyBytes: number, sink: Sink, acks: { pending: number }): void {
+  let lastId = 0;
+  let checked = false;
+  let ids: number[] = [];
+  const flush = () => {
+    for (let start = 0; start < ids.length; start += limits.MAX_ACKS_PER_FRAME) {
+      socket.send(encodeClientFrame({ kind: 'ack', ids: ids.slice(start, start + limits.MAX_ACKS_PER_FRAME) }));
+    }
+    acks.pending -= ids.length;
+    ids = [];
+  };
+  socket.on('message', (data: Buffer) => {
+    const now = performance.now();
+    if (data[0] !== TAG.envelope) {
+      sink.failed(new Error(`recipient ${lane}: unexpected ${decodeServerFrame(new Uint8Array(data)).kind} frame`));
+      return;
+    }
+    if (!checked) {
+      checked = true;
+      try {
+        checkEnvelope(data, bodyBytes);
+      } catch (error) {
+        sink.failed(error as Error);
+      }
+    }
+    const id = envelopeId(data);
+    const stamp = readStamp(data, bodyBytes);
+    if (id <= lastId || stamp.lane !== lane) sink.failed(new Error(`recipient ${lane}: envelope ${id} out of order or from another sender`));
+    lastId = id;
+    sink.delivered(stamp.sentAt, now);
+    if (ids.length === 0) setImmediate(flush);
+    ids.push(id);
+    acks.pending++;
+  });
+}
+
+/** Registers `pairs` senders and recipients, connects all of them and wires them to `sink`. */
+export async function parleyWorkload(server: ServerProcess, pairs: number, bodyBytes: number, sink: Sink): Promise<ParleyWorkload> {
+  const tag = Math.random().toString(36).slice(2, 8);
+  const accounts = await inBatches(2 * pairs, (i) => TestAccount.register(server.url, `bench_${tag}_${i < pairs ? 's' : 'r'}${i % pairs}`));
+  const devices = accounts.map((a) => a.devices[0]!);
+  const sockets = await inBatches(devices.length, (i) => connect(server.wsUrl, devices[i]!, clientAddress(i)));
+  const onClose = (code: number) => {
+    sink.failed(new Error(`a socket closed (${code}) during the run`));
+  };
+  for (const socket of sockets) socket.on('close', onClose);
+
+  const acks = { pending: 0 };
+  const lanes: Lane[] = [];
+  let frameBytes = 0;
+  for (let lane = 0; lane < pairs; lane++) {
+    const [sender, recipient] = [sockets[lane]!, sockets[pairs + lane]!];
+    const to = devices[pairs + lane]!;
+    const frames = new SendFrames({ username: to.username, deviceId: to.deviceId, registrationId: to.registrationId }, bodyBytes);
+    frameBytes = frames.bytes;
+    sender.on('message', (data: Buffer) => {
+      if (data[0] === TAG.sent) sink.completed(lane);
+      else sink.failed(new Error(`sender ${lane}: ${JSON.stringify(decodeServerFrame(new Uint8Array(data)))}`));
+    });
+    receive(recipient, lane, bodyBytes, sink, acks);
+    lanes.push({
+      send: (sentAt) => {
+        sender.send(frames.next(sentAt, lane));
+      },
+    });
+  }
+
+  return {
+    lanes,
+    frameBytes,
+    async settle() {
+      const deadline = performance.now() + SETTLE_TIMEOUT_MS;
+      while (acks.pending > 0 || (await scrape(server.url)).get('parley_mailbox_envelopes') !== 0) {
+        if (performance.now() > deadline) throw new Error('acknowledged envelopes were not deleted in time');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+    async close() {
+      for (const socket of sockets) socket.off('close', onClose);
+      await Promise.all(
+        sockets.map((socket) => {
+          socket.close(1000);
+          return once(socket, 'close');
+        }),
+      );
+    },
+  };
+}
