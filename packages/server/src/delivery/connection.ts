@@ -132,6 +132,9 @@ export class DeviceConnection implements MailboxListener {
     this.#state = 'closed';
     clearTimeout(this.#authTimer);
     this.#socket.close(code, reason(text));
+    // A paused socket would never read the peer's close frame and would hang until ws's 30 s close timeout;
+    // frames read from now on are dropped by #onMessage.
+    this.#socket.resume();
   }
 
   /** Sends a heartbeat ping; `alive` must be set again by the pong before the next one. */
