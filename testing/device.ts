@@ -3,7 +3,7 @@
  * HTTP API and a real WebSocket, and no session logic (bodies are opaque
  * bytes to the server, so tests send whatever bytes they like).
  */
-import { KemType, type CryptoProvider } from '@parley/crypto';
+import { KemType, serializePublicKey, type CryptoProvider } from '@parley/crypto';
 import { createNodeProvider } from '@parley/crypto/node';
 import {
   decodeServerFrame,
@@ -25,7 +25,9 @@ import WebSocket from 'ws';
 
 export const provider: CryptoProvider = createNodeProvider();
 
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+/** Standard padded base64, as the HTTP API carries bytes, and back. */
+export const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+export const fromB64 = (text: string) => new Uint8Array(Buffer.from(text, 'base64'));
 
 export interface HttpResult<T = unknown> {
   readonly status: number;
@@ -60,17 +62,9 @@ async function deviceKeys(identity: IdentityKeyPair) {
   return {
     auth,
     registrationId: generateRegistrationId(provider),
-    signedPreKey: { keyId: signed.id, publicKey: b64(prefixed(signed.publicKey)), signature: b64(signed.signature) },
+    signedPreKey: { keyId: signed.id, publicKey: b64(serializePublicKey(signed.publicKey)), signature: b64(signed.signature) },
     kyberLastResortKey: { keyId: lastResort.id, publicKey: b64(lastResort.publicKey), signature: b64(lastResort.signature) },
   };
-}
-
-/** 0x05 ‖ raw key. */
-function prefixed(raw: Uint8Array): Uint8Array {
-  const out = new Uint8Array(33);
-  out[0] = 0x05;
-  out.set(raw, 1);
-  return out;
 }
 
 /** An account as its devices know it: the identity key and the device list they sign. */
@@ -181,7 +175,7 @@ export class TestDevice {
     const result = await http(this.baseUrl, 'PUT', '/v1/keys', {
       token: await this.login(),
       body: {
-        preKeys: preKeys.map((k) => ({ keyId: k.id, publicKey: b64(prefixed(k.publicKey)) })),
+        preKeys: preKeys.map((k) => ({ keyId: k.id, publicKey: b64(serializePublicKey(k.publicKey)) })),
         kyberPreKeys: kyber.map((k) => ({ keyId: k.id, publicKey: b64(k.publicKey), signature: b64(k.signature) })),
       },
     });

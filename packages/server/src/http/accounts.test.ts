@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { serializePublicKey } from '@parley/crypto';
 import {
   generateIdentityKeyPair,
   generateKyberPreKey,
@@ -18,28 +19,18 @@ import {
 } from '@parley/protocol';
 
 import { engineCases, useServer } from '../../../../testing/server.js';
-import { Connection, http, provider, TestAccount, TestDevice, type HttpResult } from '../../../../testing/device.js';
+import { b64, Connection, fromB64, http, provider, TestAccount, TestDevice, type HttpResult } from '../../../../testing/device.js';
 import { CloseCode } from '../errors.js';
 
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 /** Any error message: clients branch on the code, people read the message. */
 const anyText: unknown = expect.any(String);
-const fromB64 = (text: string) => new Uint8Array(Buffer.from(text, 'base64'));
-
-/** 0x05 ‖ raw Curve25519 key. */
-function serialized(raw: Uint8Array): Uint8Array {
-  const out = new Uint8Array(33);
-  out[0] = 0x05;
-  out.set(raw, 1);
-  return out;
-}
 
 /** A device's signed prekey and last-resort Kyber key as the API takes them, signed by `signer`. */
 async function deviceKeys(signer: IdentityKeyPair) {
   const signed = await generateSignedPreKey(provider, signer, 1, 0);
   const lastResort = await generateKyberPreKey(provider, signer, 1, 0, { lastResort: true });
   return {
-    signedPreKey: { keyId: 1, publicKey: b64(serialized(signed.publicKey)), signature: b64(signed.signature) },
+    signedPreKey: { keyId: 1, publicKey: b64(serializePublicKey(signed.publicKey)), signature: b64(signed.signature) },
     kyberLastResortKey: { keyId: 1, publicKey: b64(lastResort.publicKey), signature: b64(lastResort.signature) },
   };
 }

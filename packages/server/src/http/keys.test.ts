@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { serializePublicKey } from '@parley/crypto';
 import {
   decryptMessage,
   encryptMessage,
@@ -21,22 +22,12 @@ import {
 } from '@parley/protocol';
 
 import { engineCases, useServer } from '../../../../testing/server.js';
-import { http, provider, TestAccount, type HttpResult, type TestDevice } from '../../../../testing/device.js';
+import { b64, fromB64, http, provider, TestAccount, type HttpResult, type TestDevice } from '../../../../testing/device.js';
 import { BUNDLE_FETCH_LIMITS } from '../limits.js';
 
 const NOW = Date.UTC(2026, 0, 1);
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 /** Any error message: clients branch on the code, people read the message. */
 const anyText: unknown = expect.any(String);
-const fromB64 = (text: string) => new Uint8Array(Buffer.from(text, 'base64'));
-
-/** 0x05 ‖ raw Curve25519 key. */
-function serialized(raw: Uint8Array): Uint8Array {
-  const out = new Uint8Array(33);
-  out[0] = 0x05;
-  out.set(raw, 1);
-  return out;
-}
 
 interface WireKey {
   keyId: number;
@@ -64,7 +55,7 @@ async function oneTimeKeys(identity: IdentityKeyPair, startId: number, count: nu
     preKeys,
     kyber,
     body: {
-      preKeys: preKeys.map((k) => ({ keyId: k.id, publicKey: b64(serialized(k.publicKey)) })),
+      preKeys: preKeys.map((k) => ({ keyId: k.id, publicKey: b64(serializePublicKey(k.publicKey)) })),
       kyberPreKeys: kyber.map((k) => ({ keyId: k.id, publicKey: b64(k.publicKey), signature: b64(k.signature) })),
     },
   };
@@ -114,7 +105,7 @@ describe.each(engineCases)('key directory on $title', (engineCase) => {
     const forged = (await oneTimeKeys(stranger, 105, 1)).body.kyberPreKeys[0]!;
     const swapped = { ...good.body.kyberPreKeys[1]!, signature: good.body.kyberPreKeys[2]!.signature };
     const signed = await generateSignedPreKey(provider, stranger, 9, NOW);
-    const strangerSigned = { keyId: 9, publicKey: b64(serialized(signed.publicKey)), signature: b64(signed.signature) };
+    const strangerSigned = { keyId: 9, publicKey: b64(serializePublicKey(signed.publicKey)), signature: b64(signed.signature) };
     const lastResort = await generateKyberPreKey(provider, stranger, 9, NOW, { lastResort: true });
     const strangerLastResort = { keyId: 9, publicKey: b64(lastResort.publicKey), signature: b64(lastResort.signature) };
 
@@ -265,7 +256,7 @@ describe.each(engineCases)('key directory on $title', (engineCase) => {
     stores.preKeys.storeKyberPreKey(oneTime.kyber[0]!);
     const uploaded = await upload(target.token, {
       ...oneTime.body,
-      signedPreKey: { keyId: 5, publicKey: b64(serialized(signed.publicKey)), signature: b64(signed.signature) },
+      signedPreKey: { keyId: 5, publicKey: b64(serializePublicKey(signed.publicKey)), signature: b64(signed.signature) },
       kyberLastResortKey: { keyId: 6, publicKey: b64(lastResort.publicKey), signature: b64(lastResort.signature) },
     });
     expect(uploaded.status).toBe(204);
