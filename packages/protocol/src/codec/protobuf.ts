@@ -127,47 +127,30 @@ export function repeatedBytes(bytes: Uint8Array, field: number, name: string): U
 /** Decodes every field of `bytes`, in order, as [field number, value] pairs. */
 export function readProtoFields(bytes: Uint8Array): [number, ProtoValue][] {
   const fields: [number, ProtoValue][] = [];
-  let offset = 0;
-
-  const varint = (): number => {
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (offset >= bytes.length) throw invalid('truncated varint');
-      const byte = bytes[offset++] as number;
-      result += (byte & 0x7f) * scale;
-      if ((byte & 0x80) === 0) {
-        if (result > Number.MAX_SAFE_INTEGER) throw invalid('varint out of range');
-        return result;
-      }
-      scale *= 128;
-    }
-    throw invalid('varint longer than 10 bytes');
-  };
-
-  while (offset < bytes.length) {
-    const key = varint();
+  const at = { offset: 0 };
+  while (at.offset < bytes.length) {
+    const key = readVarint(bytes, at);
     const field = Math.floor(key / 8);
     const wireType = key % 8;
     if (field === 0) throw invalid('field number 0');
     switch (wireType) {
       case WIRE_VARINT:
-        fields.push([field, varint()]);
+        fields.push([field, readVarint(bytes, at)]);
         break;
       case WIRE_BYTES: {
-        const length = varint();
-        if (length > bytes.length - offset) throw invalid('length-delimited field runs past the end');
-        fields.push([field, bytes.subarray(offset, offset + length)]);
-        offset += length;
+        const length = readVarint(bytes, at);
+        if (length > bytes.length - at.offset) throw invalid('length-delimited field runs past the end');
+        fields.push([field, bytes.subarray(at.offset, at.offset + length)]);
+        at.offset += length;
         break;
       }
       case WIRE_I64:
       case WIRE_I32: {
         const width = wireType === WIRE_I64 ? 8 : 4;
-        if (width > bytes.length - offset) throw invalid('fixed-width field runs past the end');
+        if (width > bytes.length - at.offset) throw invalid('fixed-width field runs past the end');
         let value = 0n;
-        for (let i = width - 1; i >= 0; i--) value = value * 256n + BigInt(bytes[offset + i] as number);
-        offset += width;
+        for (let i = width - 1; i >= 0; i--) value = value * 256n + BigInt(bytes[at.offset + i] as number);
+        at.offset += width;
         fields.push([field, value]);
         break;
       }
@@ -176,6 +159,26 @@ export function readProtoFields(bytes: Uint8Array): [number, ProtoValue][] {
     }
   }
   return fields;
+}
+
+/**
+ * The varint at `at.offset`, advancing it. A plain function rather than a
+ * closure per message: frames are decoded on the server's hot path.
+ */
+function readVarint(bytes: Uint8Array, at: { offset: number }): number {
+  let result = 0;
+  let scale = 1;
+  for (let i = 0; i < 10; i++) {
+    if (at.offset >= bytes.length) throw invalid('truncated varint');
+    const byte = bytes[at.offset++] as number;
+    result += (byte & 0x7f) * scale;
+    if ((byte & 0x80) === 0) {
+      if (result > Number.MAX_SAFE_INTEGER) throw invalid('varint out of range');
+      return result;
+    }
+    scale *= 128;
+  }
+  throw invalid('varint longer than 10 bytes');
 }
 
 /** Reads an optional uint32 field. */

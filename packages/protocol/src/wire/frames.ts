@@ -191,9 +191,10 @@ function unwrap(bytes: Uint8Array): [number, Uint8Array] {
   return [field, value];
 }
 
-function messages(bytes: Uint8Array, field: number, name: string): Uint8Array[] {
+/** The values of a repeated message field, from a message's fields (walked once by the caller). */
+function messages(fields: [number, ProtoValue][], field: number, name: string): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (const [number, value] of readProtoFields(bytes)) {
+  for (const [number, value] of fields) {
     if (number !== field) continue;
     if (!(value instanceof Uint8Array)) throw invalid(`${name} is not a message`);
     out.push(value);
@@ -238,8 +239,9 @@ function decodeMessage(bytes: Uint8Array): OutgoingMessage {
 }
 
 function decodeDestination(bytes: Uint8Array): Destination {
-  const fields = readProto(bytes);
-  const encoded = messages(bytes, 2, 'message');
+  const all = readProtoFields(bytes);
+  const fields = new Map(all); // the last value of each field, as readProto gives
+  const encoded = messages(all, 2, 'message');
   if (encoded.length === 0 || encoded.length > MAX_DEVICES_PER_ACCOUNT) {
     throw invalid(`a destination has 1–${MAX_DEVICES_PER_ACCOUNT} messages`);
   }
@@ -258,7 +260,8 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
     case 1:
       return { kind: 'auth', token: requiredBytes(readProto(body), 1, 'token').slice() };
     case 2: {
-      const encoded = messages(body, 2, 'destination');
+      const all = readProtoFields(body);
+      const encoded = messages(all, 2, 'destination');
       if (encoded.length === 0 || encoded.length > MAX_SEND_DESTINATIONS) {
         throw invalid(`a send has 1–${MAX_SEND_DESTINATIONS} destinations`);
       }
@@ -266,7 +269,7 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
       if (new Set(destinations.map((d) => d.username)).size !== destinations.length) {
         throw invalid('an account is named twice');
       }
-      return { kind: 'send', requestId: requiredUint32(readProto(body), 1, 'request id'), destinations };
+      return { kind: 'send', requestId: requiredUint32(new Map(all), 1, 'request id'), destinations };
     }
     case 3: {
       const ids = numbers(readProtoFields(body), 1, 'ack', MAX_ACKS_PER_FRAME);
@@ -299,7 +302,7 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
       const fields = readProto(body);
       const code = fromUtf8(requiredBytes(fields, 2, 'code'), 'code');
       if (!REFUSAL_CODES.has(code)) throw invalid(`unknown refusal code ${code}`);
-      const mismatches = messages(body, 4, 'mismatch').map((bytes): DeviceMismatch => {
+      const mismatches = messages(readProtoFields(body), 4, 'mismatch').map((bytes): DeviceMismatch => {
         const all = readProtoFields(bytes);
         return {
           username: username(requiredBytes(readProto(bytes), 1, 'username')),
