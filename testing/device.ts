@@ -145,23 +145,15 @@ export class TestDevice {
     return { deviceId: this.deviceId, registrationId: this.registrationId, authKey: this.auth.publicKey };
   }
 
-  /**
-   * Signs a fresh challenge and returns the connection token. `forwardedFor`
-   * sends the requests as if from that client address (an X-Forwarded-For
-   * header, honoured by a server run with --trust-proxy), so that many devices
-   * can log in without sharing one address's rate limit.
-   */
-  async login(forwardedFor?: string): Promise<string> {
-    const headers = forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor };
+  /** Signs a fresh challenge and returns the connection token. */
+  async login(): Promise<string> {
     const challenge = await http<{ challenge: string }>(this.baseUrl, 'POST', '/v1/auth/challenge', {
       body: { username: this.username, deviceId: this.deviceId },
-      headers,
     });
     const bytes = new Uint8Array(Buffer.from(challenge.body.challenge, 'base64'));
     const signature = await signAuthChallenge(provider, this.auth.privateKey, this.username, this.deviceId, bytes);
     const result = await http<{ token: string }>(this.baseUrl, 'POST', '/v1/auth/token', {
       body: { username: this.username, deviceId: this.deviceId, challenge: challenge.body.challenge, signature: b64(signature) },
-      headers,
     });
     if (result.status !== 200) throw new Error(`login failed: ${result.status} ${JSON.stringify(result.body)}`);
     return result.body.token;

@@ -141,7 +141,7 @@ try {
     }
     const storage: Storage = await freshStorage(config.engine);
     cleanups.push(() => storage.drop());
-    const server = await spawnServer(storage, ['--trust-proxy', '127.0.0.1', ...config.args], nodeArgs);
+    const server = await spawnServer(storage, config.args, nodeArgs);
     cleanups.push(() => server.stop());
     const started = performance.now();
     const workload = await parleyWorkload(server, PAIRS, BODY_BYTES, driver);

@@ -42,16 +42,9 @@ async function inBatches<T>(count: number, task: (i: number) => Promise<T>): Pro
   return out;
 }
 
-/**
- * A client address of the benchmarking range (RFC 2544, 198.18.0.0/15) for
- * device `i`: it only ever appears in an X-Forwarded-For header, so that each
- * device has its own login rate limit as it would in the field.
- */
-const clientAddress = (i: number) => `198.18.${i >> 8}.${i & 0xff}`;
-
 /** Logs in, opens a socket, authenticates and waits until the (empty) mailbox is drained. */
-async function connect(wsUrl: string, device: TestDevice, address: string): Promise<WebSocket> {
-  const token = Buffer.from(await device.login(address), 'base64url');
+async function connect(wsUrl: string, device: TestDevice): Promise<WebSocket> {
+  const token = Buffer.from(await device.login(), 'base64url');
   const socket = new WebSocket(wsUrl, { perMessageDeflate: false });
   await once(socket, 'open');
   const drained = new Promise<void>((resolve, reject) => {
@@ -119,7 +112,7 @@ export async function parleyWorkload(server: ServerProcess, pairs: number, bodyB
   const tag = Math.random().toString(36).slice(2, 8);
   const accounts = await inBatches(2 * pairs, (i) => TestAccount.register(server.url, `bench_${tag}_${i < pairs ? 's' : 'r'}${i % pairs}`));
   const devices = accounts.map((a) => a.devices[0]!);
-  const sockets = await inBatches(devices.length, (i) => connect(server.wsUrl, devices[i]!, clientAddress(i)));
+  const sockets = await inBatches(devices.length, (i) => connect(server.wsUrl, devices[i]!));
   const onClose = (code: number) => {
     sink.failed(new Error(`a socket closed (${code}) during the run`));
   };

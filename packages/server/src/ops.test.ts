@@ -101,6 +101,38 @@ describe('a running server', () => {
   });
 });
 
+describe('client addresses behind a proxy', () => {
+  /** A registration that passes the schema (so it reaches the rate limit) and fails its signatures. */
+  const bogus = () => {
+    const b64 = (length: number) => Buffer.alloc(length, 1).toString('base64');
+    const key = (length: number) => ({ keyId: 1, publicKey: b64(length), signature: b64(64) });
+    return {
+      identityKey: b64(33),
+      deviceList: { list: b64(40), signature: b64(64) },
+      signedPreKey: key(33),
+      kyberLastResortKey: key(1569),
+    };
+  };
+  const register = (url: string, forwardedFor: string) =>
+    http(url, 'POST', '/v1/accounts', { body: bogus(), headers: { 'x-forwarded-for': forwardedFor } }).then((r) => r.status);
+
+  it('rate-limits each forwarded client apart only when the proxy is trusted', async () => {
+    for (const trusted of [true, false]) {
+      const storage = await freshStorage('sqlite');
+      const server = await spawnServer(storage, ['--registrations', '1', ...(trusted ? ['--trust-proxy', '127.0.0.1'] : [])]);
+      try {
+        expect(await register(server.url, '198.18.0.1')).toBe(400);
+        expect(await register(server.url, '198.18.0.1')).toBe(429);
+        // Another client: its own bucket if the proxy is believed, else the same (the peer's) bucket.
+        expect(await register(server.url, '198.18.0.2')).toBe(trusted ? 400 : 429);
+      } finally {
+        await server.stop();
+        await storage.drop();
+      }
+    }
+  });
+});
+
 describe('heartbeat', () => {
   it('drops a connection that stops answering pings, and keeps one that answers', async () => {
     const storage = await freshStorage('sqlite');

@@ -17,6 +17,7 @@ import type { RawData, WebSocket } from 'ws';
 
 import { decodeClientFrame, encodeServerFrame, isProtocolError, type ClientFrame, type ServerFrame } from '@parley/protocol';
 
+import { deviceForToken } from '../auth/device.js';
 import type { TokenIssuer } from '../auth/tokens.js';
 import type { Directory } from '../directory.js';
 import { CloseCode } from '../errors.js';
@@ -216,15 +217,14 @@ export class DeviceConnection implements MailboxListener {
   async #authenticate(token: Uint8Array): Promise<void> {
     this.#socket.pause(); // at most a few frames arrive until the token is checked (MAX_EARLY_FRAMES)
     this.#state = 'verifying';
-    const identity = await this.#deps.tokens.verify(token);
-    const account = identity === undefined ? undefined : await this.#deps.directory.byId(identity.accountId);
-    if (identity === undefined || account?.devices.has(identity.deviceId) !== true) {
+    const device = await deviceForToken(this.#deps.tokens, this.#deps.directory, token);
+    if (device === undefined) {
       this.end(CloseCode.UNAUTHORIZED, 'invalid or expired token');
       return;
     }
     if (this.#closed()) return; // closed while the token was checked
     clearTimeout(this.#authTimer);
-    this.#device = { ...identity, username: account.username };
+    this.#device = { accountId: device.accountId, deviceId: device.deviceId, username: device.account.username };
     this.#state = 'open';
     if (!this.#paused) this.#socket.resume();
     this.#deps.postOffice.listen(this.#device, this)?.end(CloseCode.REPLACED, 'replaced by a newer connection');
