@@ -6,7 +6,7 @@
 import { KemType, serializePublicKey, type CryptoProvider } from '@parley/crypto';
 import { createNodeProvider } from '@parley/crypto/node';
 import {
-  decodeServerFrame,
+  decodeServerFrames,
   encodeClientFrame,
   generateIdentityKeyPair,
   generateKyberPreKey,
@@ -195,7 +195,7 @@ export class Connection {
   private constructor(socket: WebSocket) {
     this.socket = socket;
     socket.on('message', (data: Buffer) => {
-      this.#frames.push(decodeServerFrame(new Uint8Array(data)));
+      this.#frames.push(...decodeServerFrames(new Uint8Array(data)));
       this.#wake();
     });
     this.closed = new Promise((resolve) => {

@@ -4,9 +4,9 @@
  * two cores: a send frame is encoded once by the real encoder and then copied
  * with a new request id and body; an envelope frame is read for its id and the
  * body's timestamp only. `checkEnvelope` compares a shortcut with the real
- * decoder, and every recipient runs it on its first envelope.
+ * decoder, and every recipient runs it on its first message of envelopes.
  */
-import { decodeServerFrame, encodeClientFrame } from '@parley/protocol';
+import { decodeServerFrames, encodeClientFrame, type Envelope } from '@parley/protocol';
 
 /** First byte of each server frame: (field number << 3) | 2. */
 export const TAG = { ready: 0x0a, sent: 0x12, refused: 0x1a, envelope: 0x22, drained: 0x2a } as const;
@@ -39,6 +39,22 @@ function readVarint(bytes: Buffer, at: number): [value: number, next: number] {
   }
 }
 
+/**
+ * The frames of a server message (one or more, concatenated), each as a view
+ * from its tag to its end.
+ */
+export function splitFrames(message: Buffer): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let at = 0; at < message.length; ) {
+    const [length, body] = readVarint(message, at + 1);
+    const end = body + length;
+    if (end > message.length) throw new Error('truncated frame');
+    frames.push(message.subarray(at, end));
+    at = end;
+  }
+  return frames;
+}
+
 /** The id of an envelope frame: its frame length, then field 1 (id) first. */
 export function envelopeId(frame: Buffer): number {
   const [, at] = readVarint(frame, 1);
@@ -46,14 +62,19 @@ export function envelopeId(frame: Buffer): number {
   return readVarint(frame, at + 1)[0];
 }
 
-/** Checks the shortcuts against decodeServerFrame. @throws if they disagree. */
-export function checkEnvelope(frame: Buffer, bodyBytes: number): void {
-  const decoded = decodeServerFrame(new Uint8Array(frame));
-  if (decoded.kind !== 'envelope') throw new Error(`expected an envelope, got ${decoded.kind}`);
-  const { id, body: bytes } = decoded.envelope;
-  const tail = frame.subarray(frame.length - bodyBytes);
-  if (id !== envelopeId(frame) || bytes.length !== bodyBytes || !tail.equals(bytes)) {
-    throw new Error('the bench reads envelope frames differently from decodeServerFrame');
+/** Checks the shortcuts against decodeServerFrames. @throws if they disagree. */
+export function checkEnvelopes(message: Buffer, bodyBytes: number): void {
+  const decoded = decodeServerFrames(new Uint8Array(message));
+  const frames = splitFrames(message);
+  const read = (frame: Buffer): Pick<Envelope, 'id' | 'body'> => ({ id: envelopeId(frame), body: frame.subarray(frame.length - bodyBytes) });
+  if (
+    decoded.length !== frames.length ||
+    decoded.some((d, i) => {
+      const shortcut = read(frames[i]!);
+      return d.kind !== 'envelope' || d.envelope.id !== shortcut.id || !Buffer.from(d.envelope.body).equals(shortcut.body);
+    })
+  ) {
+    throw new Error('the bench reads envelope messages differently from decodeServerFrames');
   }
 }
 

@@ -11,13 +11,13 @@
  */
 import { once } from 'node:events';
 
-import { decodeServerFrame, encodeClientFrame, limits } from '@parley/protocol';
+import { decodeServerFrames, encodeClientFrame, limits } from '@parley/protocol';
 import WebSocket from 'ws';
 
 import { TestAccount, type TestDevice } from '../../testing/device.js';
 import type { ServerProcess } from '../../testing/server.js';
 import type { Lane, Sink, Workload } from './driver.js';
-import { checkEnvelope, envelopeId, readStamp, SendFrames, TAG } from './frames.js';
+import { checkEnvelopes, envelopeId, readStamp, SendFrames, splitFrames, TAG } from './frames.js';
 import { scrape } from './metrics.js';
 
 /** Registrations and logins run this many at a time (each registration makes a Kyber key pair here). */
@@ -42,6 +42,9 @@ async function inBatches<T>(count: number, task: (i: number) => Promise<T>): Pro
   return out;
 }
 
+/** A frame the workload did not expect, decoded for the error message. */
+const describe = (frame: Buffer) => JSON.stringify(decodeServerFrames(new Uint8Array(frame)), (_, v: unknown) => (v instanceof Uint8Array ? `${v.length} bytes` : v));
+
 /** Logs in, opens a socket, authenticates and waits until the (empty) mailbox is drained. */
 async function connect(wsUrl: string, device: TestDevice): Promise<WebSocket> {
   const token = Buffer.from(await device.login(), 'base64url');
@@ -52,13 +55,14 @@ async function connect(wsUrl: string, device: TestDevice): Promise<WebSocket> {
       reject(new Error(`${device.username}: no drained frame in ${CONNECT_TIMEOUT_MS} ms`));
     }, CONNECT_TIMEOUT_MS);
     socket.on('message', (data: Buffer) => {
-      const frame = decodeServerFrame(new Uint8Array(data));
-      if (frame.kind === 'drained') {
-        clearTimeout(timer);
-        socket.removeAllListeners('message');
-        resolve();
-      } else if (frame.kind !== 'ready') {
-        reject(new Error(`${device.username}: unexpected ${frame.kind} frame while connecting`));
+      for (const frame of decodeServerFrames(new Uint8Array(data))) {
+        if (frame.kind === 'drained') {
+          clearTimeout(timer);
+          socket.removeAllListeners('message');
+          resolve();
+        } else if (frame.kind !== 'ready') {
+          reject(new Error(`${device.username}: unexpected ${frame.kind} frame while connecting`));
+        }
       }
     });
     socket.once('close', (code) => {
@@ -84,26 +88,28 @@ function receive(socket: WebSocket, lane: number, bodyBytes: number, sink: Sink,
   };
   socket.on('message', (data: Buffer) => {
     const now = performance.now();
-    if (data[0] !== TAG.envelope) {
-      sink.failed(new Error(`recipient ${lane}: unexpected ${decodeServerFrame(new Uint8Array(data)).kind} frame`));
-      return;
-    }
     if (!checked) {
       checked = true;
       try {
-        checkEnvelope(data, bodyBytes);
+        checkEnvelopes(data, bodyBytes);
       } catch (error) {
         sink.failed(error as Error);
       }
     }
-    const id = envelopeId(data);
-    const stamp = readStamp(data, bodyBytes);
-    if (id <= lastId || stamp.lane !== lane) sink.failed(new Error(`recipient ${lane}: envelope ${id} out of order or from another sender`));
-    lastId = id;
-    sink.delivered(stamp.sentAt, now);
-    if (ids.length === 0) setImmediate(flush);
-    ids.push(id);
-    acks.pending++;
+    for (const frame of splitFrames(data)) {
+      if (frame[0] !== TAG.envelope) {
+        sink.failed(new Error(`recipient ${lane}: unexpected ${describe(frame)}`));
+        return;
+      }
+      const id = envelopeId(frame);
+      const stamp = readStamp(frame, bodyBytes);
+      if (id <= lastId || stamp.lane !== lane) sink.failed(new Error(`recipient ${lane}: envelope ${id} out of order or from another sender`));
+      lastId = id;
+      sink.delivered(stamp.sentAt, now);
+      if (ids.length === 0) setImmediate(flush);
+      ids.push(id);
+      acks.pending++;
+    }
   });
 }
 
@@ -127,8 +133,10 @@ export async function parleyWorkload(server: ServerProcess, pairs: number, bodyB
     const frames = new SendFrames({ username: to.username, deviceId: to.deviceId, registrationId: to.registrationId }, bodyBytes);
     frameBytes = frames.bytes;
     sender.on('message', (data: Buffer) => {
-      if (data[0] === TAG.sent) sink.completed(lane);
-      else sink.failed(new Error(`sender ${lane}: ${JSON.stringify(decodeServerFrame(new Uint8Array(data)))}`));
+      for (const frame of splitFrames(data)) {
+        if (frame[0] === TAG.sent) sink.completed(lane);
+        else sink.failed(new Error(`sender ${lane}: unexpected ${describe(frame)}`));
+      }
     });
     receive(recipient, lane, bodyBytes, sink, acks);
     lanes.push({

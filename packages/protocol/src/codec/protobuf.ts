@@ -18,28 +18,32 @@ function invalid(message: string): ProtocolError {
   return new ProtocolError('INVALID_ENCODING', message);
 }
 
-/** Builds a message field by field. */
+/** Bytes of a varint holding `value` (a safe unsigned integer). */
+function varintSize(value: number): number {
+  let size = 1;
+  for (let v = value; v > 0x7f; v = Math.floor(v / 128)) size++;
+  return size;
+}
+
+/**
+ * Builds a message field by field. Fields are recorded (varints as numbers,
+ * bytes by reference) and written once, into a buffer of the exact size, by
+ * `finish`: no intermediate copies, so a secret passed in is copied only
+ * into the result.
+ */
 export class ProtoWriter {
-  #chunks: number[] = [];
-  #parts: Uint8Array[] = [];
+  /** A number is a varint; bytes are copied as they are. */
+  readonly #items: (number | Uint8Array)[] = [];
   #length = 0;
 
-  #flush(): void {
-    if (this.#chunks.length > 0) {
-      const bytes = Uint8Array.from(this.#chunks);
-      this.#parts.push(bytes);
-      this.#length += bytes.length;
-      this.#chunks = [];
-    }
+  #varint(value: number): void {
+    this.#items.push(value);
+    this.#length += varintSize(value);
   }
 
-  #varint(value: number): void {
-    let v = value;
-    while (v > 0x7f) {
-      this.#chunks.push((v & 0x7f) | 0x80);
-      v = Math.floor(v / 128);
-    }
-    this.#chunks.push(v);
+  #raw(bytes: Uint8Array): void {
+    this.#items.push(bytes);
+    this.#length += bytes.length;
   }
 
   /** A uint32 field. */
@@ -62,11 +66,13 @@ export class ProtoWriter {
   fixed64(field: number, value: number): this {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`field ${field} must be a safe unsigned integer`);
     this.#varint((field << 3) | WIRE_I64);
+    const bytes = new Uint8Array(8);
     let v = value;
     for (let i = 0; i < 8; i++) {
-      this.#chunks.push(v % 256);
+      bytes[i] = v % 256;
       v = Math.floor(v / 256);
     }
+    this.#raw(bytes);
     return this;
   }
 
@@ -74,24 +80,30 @@ export class ProtoWriter {
   bytes(field: number, value: Uint8Array): this {
     this.#varint((field << 3) | WIRE_BYTES);
     this.#varint(value.length);
-    this.#flush();
-    this.#parts.push(value);
-    this.#length += value.length;
+    this.#raw(value);
     return this;
   }
 
   /** The encoded message, optionally after a prefix (a version byte, say). */
   finish(prefix?: Uint8Array, extraCapacity = 0): Uint8Array {
-    this.#flush();
     const out = new Uint8Array((prefix?.length ?? 0) + this.#length + extraCapacity);
     let offset = 0;
     if (prefix !== undefined) {
       out.set(prefix, 0);
       offset = prefix.length;
     }
-    for (const part of this.#parts) {
-      out.set(part, offset);
-      offset += part.length;
+    for (const item of this.#items) {
+      if (typeof item === 'number') {
+        let v = item;
+        while (v > 0x7f) {
+          out[offset++] = (v & 0x7f) | 0x80;
+          v = Math.floor(v / 128);
+        }
+        out[offset++] = v;
+      } else {
+        out.set(item, offset);
+        offset += item.length;
+      }
     }
     return out;
   }

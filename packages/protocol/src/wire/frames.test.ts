@@ -15,6 +15,7 @@ import { MAX_ACKS_PER_FRAME, MAX_DEVICE_ID, MAX_DEVICES_PER_ACCOUNT, MAX_REGISTR
 import {
   decodeClientFrame,
   decodeServerFrame,
+  decodeServerFrames,
   encodeClientFrame,
   encodeServerFrame,
   type ClientFrame,
@@ -326,6 +327,22 @@ const serverFrameArb: fc.Arbitrary<ServerFrame> = fc.oneof(
     }),
   }),
 );
+
+describe('decodeServerFrames', () => {
+  it('reads the frames of one message in order, each as decodeServerFrame reads it alone', () => {
+    const frames = [EXAMPLE_SERVER_FRAMES.sent[0]!, ...EXAMPLE_SERVER_FRAMES.envelope, { kind: 'drained' } as const];
+    expect(decodeServerFrames(concat(...frames.map(encodeServerFrame)))).toEqual(frames);
+    expect(decodeServerFrames(encodeServerFrame(frames[0]!))).toEqual([frames[0]]);
+  });
+
+  it('refuses an empty message, and a message with one bad frame among good ones', () => {
+    const good = encodeServerFrame({ kind: 'ready' });
+    expect(outcome(() => decodeServerFrames(new Uint8Array(0)))).toBe('INVALID_ENCODING');
+    for (const [, , refused] of serverCases.slice(2)) {
+      expect(outcome(() => decodeServerFrames(concat(good, refused, good)))).toBe('INVALID_ENCODING');
+    }
+  });
+});
 
 describe('frame fuzzing', () => {
   it('round-trips any valid frame', () => {

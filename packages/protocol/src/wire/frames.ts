@@ -11,6 +11,12 @@
  *               | drained=5 {}
  *     mismatch    = {username=1, missing=2*, extra=3*, stale=4*}
  *
+ * The server may put several frames in one WebSocket message: they are
+ * concatenated, which in protobuf is one message whose fields are the frames,
+ * in order (`decodeServerFrames`). It does so with what it has to say to a
+ * device at the same moment (the answers and envelopes of one commit), which
+ * saves a WebSocket message each. A client sends one frame per message.
+ *
  * A send names every device of every destination account, each with the
  * registration id the sender believes it has, so that the server can refuse a
  * send that would skip a device. Bodies are opaque ciphertext to the server.
@@ -186,7 +192,10 @@ export function encodeServerFrame(value: ServerFrame): Uint8Array {
 function unwrap(bytes: Uint8Array): [number, Uint8Array] {
   const fields = readProtoFields(bytes);
   if (fields.length !== 1) throw invalid(`a frame has exactly one field, not ${fields.length}`);
-  const [field, value] = fields[0]!;
+  return frameField(fields[0]!);
+}
+
+function frameField([field, value]: [number, ProtoValue]): [number, Uint8Array] {
   if (!(value instanceof Uint8Array)) throw invalid('a frame body is a message');
   return [field, value];
 }
@@ -286,7 +295,20 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
  * @throws ProtocolError `INVALID_ENCODING`, nothing else.
  */
 export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
-  const [kind, body] = unwrap(bytes);
+  return serverFrame(unwrap(bytes));
+}
+
+/**
+ * Decodes a WebSocket message from the server: one or more frames, in order.
+ * @throws ProtocolError `INVALID_ENCODING`, nothing else.
+ */
+export function decodeServerFrames(bytes: Uint8Array): ServerFrame[] {
+  const fields = readProtoFields(bytes);
+  if (fields.length === 0) throw invalid('a message holds at least one frame');
+  return fields.map((field) => serverFrame(frameField(field)));
+}
+
+function serverFrame([kind, body]: [number, Uint8Array]): ServerFrame {
   switch (kind) {
     case 1:
       return { kind: 'ready' };

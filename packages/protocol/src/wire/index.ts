@@ -16,6 +16,7 @@ export {
 export {
   decodeClientFrame,
   decodeServerFrame,
+  decodeServerFrames,
   encodeClientFrame,
   encodeServerFrame,
   type ClientFrame,

@@ -11,8 +11,6 @@
  * wait for storage before the server stops reading the socket. A frame that
  * does not decode closes this connection and nothing else.
  */
-import { Duplex } from 'node:stream';
-
 import type { RawData, WebSocket } from 'ws';
 
 import { decodeClientFrame, encodeServerFrame, isProtocolError, type ClientFrame, type ServerFrame } from '@parley/protocol';
@@ -35,16 +33,6 @@ export interface ConnectionDeps {
   readonly log: Logger;
 }
 
-/**
- * The TCP (or TLS) stream under a ws WebSocket. ws keeps it as `_socket`,
- * which its types do not declare; should a later ws move it, this returns
- * undefined and frames are written one by one, as before.
- */
-function streamOf(socket: WebSocket): Duplex | undefined {
-  const stream: unknown = (socket as unknown as { _socket?: unknown })._socket;
-  return stream instanceof Duplex ? stream : undefined;
-}
-
 /** WebSocket close reasons are limited to 123 bytes. */
 const reason = (text: string) => (text.length > 120 ? `${text.slice(0, 117)}...` : text);
 
@@ -54,9 +42,8 @@ export class DeviceConnection implements MailboxListener {
   #state: 'authenticating' | 'verifying' | 'open' | 'closed' = 'authenticating';
   #device: Sender | undefined;
   readonly #authTimer: NodeJS.Timeout;
-  /** Corked while frames are written, until the end of the current turn: see #write. */
-  readonly #stream: Duplex | undefined;
-  #corked = false;
+  /** Frames written this turn, sent together as one message at its end: see #write. */
+  #outbox: Uint8Array[] = [];
 
   /** Sends are accepted one after another, so they are stored in the order sent. */
   #sendChain: Promise<void> = Promise.resolve();
@@ -84,7 +71,6 @@ export class DeviceConnection implements MailboxListener {
 
   constructor(socket: WebSocket, deps: ConnectionDeps) {
     this.#socket = socket;
-    this.#stream = streamOf(socket);
     this.#deps = deps;
     let resolveClosed!: () => void;
     this.closed = new Promise((resolve) => {
@@ -132,6 +118,7 @@ export class DeviceConnection implements MailboxListener {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#authTimer);
+    this.#flushOutbox(); // what was written before the close still goes out, ahead of it
     this.#socket.close(code, reason(text));
     // A paused socket would never read the peer's close frame and would hang until ws's 30 s close timeout;
     // frames read from now on are dropped by #onMessage.
@@ -335,24 +322,22 @@ export class DeviceConnection implements MailboxListener {
   }
 
   /**
-   * Writes a frame. The stream stays corked until this turn's microtasks are
-   * done, so the frames of one commit (`sent` answers, envelopes) leave in one
-   * write instead of a system call each; order and backpressure are the
-   * stream's as before.
+   * Writes a frame. The frames written in one turn (the `sent` answers and
+   * envelopes of one commit, say) leave together, at the end of the turn's
+   * microtasks, as one WebSocket message: one send and one system call
+   * instead of one per frame. Order is kept.
    */
   #write(frame: ServerFrame): void {
-    if (this.#socket.readyState !== this.#socket.OPEN) return;
-    const stream = this.#stream;
-    if (stream !== undefined && !this.#corked) {
-      this.#corked = true;
-      stream.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        stream.uncork();
-      });
-    }
-    this.#socket.send(encodeServerFrame(frame));
+    if (this.#outbox.length === 0) process.nextTick(this.#flushOutbox);
+    this.#outbox.push(encodeServerFrame(frame));
   }
+
+  readonly #flushOutbox = (): void => {
+    const frames = this.#outbox;
+    this.#outbox = [];
+    if (frames.length === 0 || this.#socket.readyState !== this.#socket.OPEN) return;
+    this.#socket.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+  };
 
   #fail(error: unknown): void {
     this.#deps.log.error({ err: error }, 'a connection failed');
