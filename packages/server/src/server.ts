@@ -34,7 +34,8 @@ import { createLogger, type LogLevel } from './log.js';
 import { createMetrics } from './metrics.js';
 import { RateLimiter } from './rateLimit.js';
 import { openDatabase, type Database, type DatabaseConfig } from './storage/database.js';
-import { totalEnvelopes } from './storage/mailbox.js';
+import { kyselyMailboxWriter, totalEnvelopes, type MailboxWriter } from './storage/mailbox.js';
+import { startSqliteWriter } from './storage/sqliteWriter.js';
 import { loadSecret } from './storage/secrets.js';
 
 export interface ServerConfig {
@@ -96,6 +97,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const provider = createNodeProvider();
   const database = await openDatabase(config.database);
   const { db } = database;
+  let writer: MailboxWriter;
+  try {
+    writer =
+      config.database.engine === 'sqlite'
+        ? await startSqliteWriter({ path: database.location, synchronous: config.database.synchronous })
+        : kyselyMailboxWriter(db);
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
 
   const directory = new Directory(db);
   const tokenKey = new SecretBytes(await loadSecret(db, 'token_hmac_key', () => provider.randomBytes(32)));
@@ -113,7 +124,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     inflight: () => [...connections].reduce((n, c) => n + c.inflight, 0),
     stored: () => totalEnvelopes(db),
   });
-  const postOffice = new PostOffice({ db, directory, metrics, log, now, lookups: limits.lookups });
+  const postOffice = new PostOffice({ db, writer, directory, metrics, log, now, lookups: limits.lookups });
   const ctx: ServerContext = { database, provider, directory, tokens, postOffice, metrics, log, now, limits };
 
   const app = buildHttp(ctx, config);
@@ -166,6 +177,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (error) {
     clearInterval(heartbeat);
     clearInterval(sweep);
+    await writer.close();
     await database.close();
     throw error;
   }
@@ -192,6 +204,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     wss.close();
     await app.close();
     await ctx.postOffice.flush();
+    await writer.close();
     await database.close();
     tokenKey.wipe();
     log.info('stopped');

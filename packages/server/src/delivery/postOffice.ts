@@ -17,15 +17,7 @@ import { MAX_ENVELOPE_BYTES, MAX_MAILBOX_ENVELOPES } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from '../rateLimit.js';
-import {
-  deleteEnvelopes,
-  insertEnvelopes,
-  mailboxKey,
-  mailboxSizes,
-  readMailbox,
-  type NewEnvelope,
-  type StoredEnvelope,
-} from '../storage/mailbox.js';
+import { mailboxKey, readMailbox, type Acknowledgement, type Committed, type MailboxWriter, type NewEnvelope, type StoredEnvelope } from '../storage/mailbox.js';
 import type { Schema } from '../storage/schema.js';
 
 /** A device's sender identity, as its envelopes name it. */
@@ -46,7 +38,6 @@ export interface MailboxListener {
 
 interface PendingSend {
   readonly envelopes: NewEnvelope[];
-  readonly accountIds: readonly number[];
   readonly resolve: (outcome: SendOutcome) => void;
 }
 
@@ -61,6 +52,7 @@ const settled = (outcome: SendOutcome) => ({ stored: Promise.resolve(outcome) })
 
 export class PostOffice {
   readonly #db: Kysely<Schema>;
+  readonly #writer: MailboxWriter;
   readonly #directory: Directory;
   readonly #metrics: Metrics;
   readonly #log: Logger;
@@ -69,13 +61,15 @@ export class PostOffice {
   readonly #listeners = new Map<string, MailboxListener>();
 
   #sends: PendingSend[] = [];
-  #acks = new Map<string, { accountId: number; deviceId: number; ids: number[] }>();
+  #acks = new Map<string, { readonly accountId: number; readonly deviceId: number; readonly ids: number[] }>();
   #scheduled = false;
   #flushing: Promise<void> | undefined;
   #lastTimestamp = 0;
 
   constructor(deps: {
     db: Kysely<Schema>;
+    /** Runs the group commits (see storage/mailbox.ts). */
+    writer: MailboxWriter;
     directory: Directory;
     metrics: Metrics;
     log: Logger;
@@ -85,6 +79,7 @@ export class PostOffice {
   }) {
     this.#lookups = deps.lookups;
     this.#db = deps.db;
+    this.#writer = deps.writer;
     this.#directory = deps.directory;
     this.#metrics = deps.metrics;
     this.#log = deps.log;
@@ -99,7 +94,6 @@ export class PostOffice {
    */
   async accept(sender: Sender, destinations: readonly Destination[]): Promise<{ readonly stored: Promise<SendOutcome> }> {
     const envelopes: NewEnvelope[] = [];
-    const accountIds: number[] = [];
     const mismatches: DeviceMismatch[] = [];
     for (const destination of destinations) {
       const account = await this.#directory.byUsername(destination.username);
@@ -112,7 +106,6 @@ export class PostOffice {
             : refuse('UNKNOWN_RECIPIENT', `no account named ${destination.username}`),
         );
       }
-      accountIds.push(account.id);
       const named = new Set<number>();
       const extra: number[] = [];
       const stale: number[] = [];
@@ -141,7 +134,6 @@ export class PostOffice {
           sourceDevice: sender.deviceId,
           type: message.type,
           body: message.body,
-          timestamp: 0,
         });
       }
     }
@@ -149,7 +141,7 @@ export class PostOffice {
       return settled(refuse('DEVICE_MISMATCH', 'the send does not name exactly the devices of its destinations', mismatches));
     }
     const stored = new Promise<SendOutcome>((resolve) => {
-      this.#sends.push({ envelopes, accountIds, resolve });
+      this.#sends.push({ envelopes, resolve });
     });
     this.#schedule();
     return { stored };
@@ -224,33 +216,16 @@ export class PostOffice {
     return this.#flushing;
   }
 
-  async #commit(sends: readonly PendingSend[], acks: readonly { accountId: number; deviceId: number; ids: number[] }[]): Promise<void> {
+  async #commit(sends: readonly PendingSend[], acks: readonly Acknowledgement[]): Promise<void> {
     const started = performance.now();
     const timestamp = (this.#lastTimestamp = Math.max(this.#lastTimestamp, this.#now()));
-    const outcomes: SendOutcome[] = [];
-    let stored: StoredEnvelope[] = [];
+    let committed: Committed;
     try {
-      stored = await this.#db.transaction().execute(async (trx) => {
-        const accountIds = [...new Set(sends.flatMap((s) => s.accountIds))];
-        const sizes = await mailboxSizes(trx, accountIds);
-        const accepted: NewEnvelope[] = [];
-        for (const send of sends) {
-          const added = new Map<string, number>();
-          for (const e of send.envelopes) {
-            const key = mailboxKey(e.accountId, e.deviceId);
-            added.set(key, (added.get(key) ?? sizes.get(key) ?? 0) + 1);
-          }
-          if ([...added.values()].some((size) => size > MAX_MAILBOX_ENVELOPES)) {
-            outcomes.push(refuse('MAILBOX_FULL', `a recipient's mailbox holds ${MAX_MAILBOX_ENVELOPES} envelopes already`));
-            continue;
-          }
-          for (const [key, size] of added) sizes.set(key, size);
-          for (const e of send.envelopes) accepted.push({ ...e, timestamp });
-          outcomes.push({ ok: true, timestamp });
-        }
-        await deleteEnvelopes(trx, acks);
-        return insertEnvelopes(trx, accepted);
-      });
+      committed = await this.#writer.commit(
+        sends.map((s) => s.envelopes),
+        acks,
+        timestamp,
+      );
     } catch (error) {
       this.#log.error({ err: error, sends: sends.length }, 'storing a batch failed; its sends are refused');
       this.#metrics.errors.inc({ code: 'STORAGE' });
@@ -258,13 +233,19 @@ export class PostOffice {
       return;
     }
     this.#metrics.batchSeconds.observe((performance.now() - started) / 1000);
-    this.#metrics.stored.inc(stored.length);
     this.#metrics.acked.inc(acks.reduce((n, a) => n + a.ids.length, 0));
+    const stored: StoredEnvelope[] = [];
+    let id = committed.firstId;
     sends.forEach((send, i) => {
-      const outcome = outcomes[i]!;
-      if (!outcome.ok) this.#metrics.refused.inc({ code: outcome.code });
-      send.resolve(outcome);
+      if (committed.admitted[i] === true) {
+        for (const envelope of send.envelopes) stored.push({ ...envelope, id: id++, timestamp });
+        send.resolve({ ok: true, timestamp });
+      } else {
+        this.#metrics.refused.inc({ code: 'MAILBOX_FULL' });
+        send.resolve(refuse('MAILBOX_FULL', `a recipient's mailbox holds ${MAX_MAILBOX_ENVELOPES} envelopes already`));
+      }
     });
+    this.#metrics.stored.inc(stored.length);
     for (const envelope of stored) this.#listeners.get(mailboxKey(envelope.accountId, envelope.deviceId))?.offer(envelope);
   }
 }

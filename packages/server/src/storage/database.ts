@@ -1,26 +1,22 @@
 /**
- * Opens the database: SQLite in a data folder (the embedded default) or
- * PostgreSQL, behind one Kysely interface, and brings its schema up to date.
- *
- * SQLite runs in WAL mode with `synchronous=FULL` by default: a transaction is
- * on disk when its commit returns, so an acknowledged envelope survives a
- * crash of the process, the machine or its power. `normal` survives a crash of
- * the process only, and is faster.
+ * Opens the database: SQLite in a data folder (the embedded default, opened as
+ * sqlite.ts says) or PostgreSQL, behind one Kysely interface, and brings its
+ * schema up to date.
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, sql, SqliteDialect } from 'kysely';
 import pg from 'pg';
 
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
+import { openSqlite, type Synchronous } from './sqlite.js';
 
 export type Engine = 'sqlite' | 'postgres';
 
 export type DatabaseConfig =
-  | { readonly engine: 'sqlite'; readonly dataDir: string; readonly synchronous: 'full' | 'normal' }
+  | { readonly engine: 'sqlite'; readonly dataDir: string; readonly synchronous: Synchronous }
   | { readonly engine: 'postgres'; readonly url: string; readonly poolSize: number };
 
 export interface Database {
@@ -45,12 +41,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     const dir = resolve(config.dataDir);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     location = join(dir, 'parley.sqlite');
-    const sqlite = new SQLite(location);
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma(`synchronous = ${config.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    sqlite.pragma('foreign_keys = ON');
-    sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: openSqlite(location, config.synchronous) }) });
   } else {
     const url = new URL(config.url);
     url.password = url.password === '' ? '' : '***';

@@ -2,9 +2,16 @@
  * Mailboxes: one per device, holding the envelopes not yet acknowledged by it.
  * Every query is scoped by (account, device), so no id a client sends can
  * reach another device's mailbox.
+ *
+ * Writes go through a `MailboxWriter`, which stores a group commit's sends and
+ * deletes its acknowledged envelopes in one transaction. On PostgreSQL it runs
+ * the Kysely queries below; on SQLite a thread of its own does the same with
+ * prepared statements (sqliteWriter.ts), so that inserting, and waiting for
+ * the disk, never stops the server's event loop.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 
+import { MAX_MAILBOX_ENVELOPES } from '../limits.js';
 import { blob } from './database.js';
 import type { Schema } from './schema.js';
 
@@ -21,7 +28,66 @@ export interface StoredEnvelope {
   readonly timestamp: number;
 }
 
-export type NewEnvelope = Omit<StoredEnvelope, 'id'>;
+/** An envelope to store: the commit gives it its id and timestamp. */
+export type NewEnvelope = Omit<StoredEnvelope, 'id' | 'timestamp'>;
+
+/** A group commit's result: whether each send was stored, and the id of the first envelope stored. */
+export interface Committed {
+  /** Per send: stored, or refused because a mailbox it names is full (MAX_MAILBOX_ENVELOPES). */
+  readonly admitted: readonly boolean[];
+  /** Stored envelopes have consecutive ids from here, in the order of their sends. */
+  readonly firstId: number;
+}
+
+export interface MailboxWriter {
+  /**
+   * In one transaction: deletes the acknowledged envelopes, then stores each
+   * send whole, or refuses it whole if a mailbox it names would grow past
+   * MAX_MAILBOX_ENVELOPES. Every envelope stored gets `timestamp`. Resolves
+   * once the transaction is durable.
+   */
+  commit(sends: readonly (readonly NewEnvelope[])[], acks: readonly Acknowledgement[], timestamp: number): Promise<Committed>;
+  close(): Promise<void>;
+}
+
+/**
+ * Which sends fit their mailboxes, given each mailbox's size before the batch
+ * (by `mailboxKey`; absent is empty). Sends are taken in order, and a refused
+ * send takes no room.
+ */
+export function admit(sends: readonly (readonly NewEnvelope[])[], sizes: Map<string, number>): boolean[] {
+  return sends.map((envelopes) => {
+    const added = new Map<string, number>();
+    for (const e of envelopes) {
+      const key = mailboxKey(e.accountId, e.deviceId);
+      added.set(key, (added.get(key) ?? sizes.get(key) ?? 0) + 1);
+    }
+    for (const size of added.values()) if (size > MAX_MAILBOX_ENVELOPES) return false;
+    for (const [key, size] of added) sizes.set(key, size);
+    return true;
+  });
+}
+
+/** The accounts a batch of sends writes to. */
+export const accountsOf = (sends: readonly (readonly NewEnvelope[])[]): number[] => [...new Set(sends.flatMap((s) => s.map((e) => e.accountId)))];
+
+/** The mailbox writer that runs through Kysely (PostgreSQL). */
+export function kyselyMailboxWriter(db: Kysely<Schema>): MailboxWriter {
+  return {
+    commit: (sends, acks, timestamp) =>
+      db.transaction().execute(async (trx) => {
+        const admitted = admit(sends, await mailboxSizes(trx, accountsOf(sends)));
+        await deleteEnvelopes(trx, acks);
+        const firstId = await insertEnvelopes(
+          trx,
+          sends.filter((_, i) => admitted[i]).flat(),
+          timestamp,
+        );
+        return { admitted, firstId };
+      }),
+    close: async () => undefined,
+  };
+}
 
 /** Rows per INSERT: 8 parameters each keeps a statement far below both engines' parameter limits. */
 const INSERT_CHUNK = 500;
@@ -34,10 +100,11 @@ export function mailboxKey(accountId: number, deviceId: number): string {
 /**
  * Stores envelopes in the given order, giving them consecutive new ids from
  * the `envelope_id` counter (one row update per call, which also serializes
- * concurrent writers on PostgreSQL so ids follow commit order).
+ * concurrent writers on PostgreSQL so ids follow commit order). Returns the
+ * first id (0 when there is nothing to store).
  */
-export async function insertEnvelopes(trx: Transaction<Schema>, envelopes: readonly NewEnvelope[]): Promise<StoredEnvelope[]> {
-  if (envelopes.length === 0) return [];
+async function insertEnvelopes(trx: Transaction<Schema>, envelopes: readonly NewEnvelope[], timestamp: number): Promise<number> {
+  if (envelopes.length === 0) return 0;
   const { value } = await trx
     .updateTable('counters')
     .set((eb) => ({ value: eb('value', '+', envelopes.length) }))
@@ -45,25 +112,24 @@ export async function insertEnvelopes(trx: Transaction<Schema>, envelopes: reado
     .returning('value')
     .executeTakeFirstOrThrow();
   const first = value - envelopes.length + 1;
-  const stored = envelopes.map((e, i) => ({ ...e, id: first + i }));
-  for (let start = 0; start < stored.length; start += INSERT_CHUNK) {
+  for (let start = 0; start < envelopes.length; start += INSERT_CHUNK) {
     await trx
       .insertInto('envelopes')
       .values(
-        stored.slice(start, start + INSERT_CHUNK).map((e) => ({
-          id: e.id,
+        envelopes.slice(start, start + INSERT_CHUNK).map((e, i) => ({
+          id: first + start + i,
           account_id: e.accountId,
           device_id: e.deviceId,
           source: e.source,
           source_device: e.sourceDevice,
           type: e.type,
           body: blob(e.body),
-          timestamp: e.timestamp,
+          timestamp,
         })),
       )
       .execute();
   }
-  return stored;
+  return first;
 }
 
 /** Envelopes acknowledged on one mailbox's connection. */
@@ -89,7 +155,7 @@ const DELETE_CHUNK = 1_000;
  * entries, so only the first row casts its untyped parameters; casting every
  * row would make SQLite's prepare several times slower.
  */
-export async function deleteEnvelopes(trx: Db, acks: readonly Acknowledgement[]): Promise<number> {
+async function deleteEnvelopes(trx: Db, acks: readonly Acknowledgement[]): Promise<number> {
   const rows = acks.flatMap((a) => a.ids.map((id) => [a.accountId, a.deviceId, id] as const));
   let deleted = 0;
   for (let start = 0; start < rows.length; start += DELETE_CHUNK) {
@@ -131,7 +197,7 @@ export async function readMailbox(db: Db, accountId: number, deviceId: number, a
 }
 
 /** Envelopes stored per mailbox of the given accounts (mailboxes with none are absent). */
-export async function mailboxSizes(db: Db, accountIds: readonly number[]): Promise<Map<string, number>> {
+async function mailboxSizes(db: Db, accountIds: readonly number[]): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
   if (accountIds.length === 0) return sizes;
   const rows = await db
