@@ -26,6 +26,11 @@ export class Directory {
     this.#db = db;
   }
 
+  /** The account, if it is in the cache (a send's fast path; see PostOffice.accept). */
+  cached(username: string): StoredAccount | undefined {
+    return this.#byName.get(username);
+  }
+
   async byUsername(username: string): Promise<StoredAccount | undefined> {
     const cached = this.#byName.get(username);
     if (cached !== undefined) return cached;

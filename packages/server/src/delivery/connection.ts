@@ -45,8 +45,11 @@ export class DeviceConnection implements MailboxListener {
   /** Frames written this turn, sent together as one message at its end: see #write. */
   #outbox: Uint8Array[] = [];
 
-  /** Sends are accepted one after another, so they are stored in the order sent. */
-  #sendChain: Promise<void> = Promise.resolve();
+  /**
+   * Set while a send waits for accounts to be read (see PostOffice.accept):
+   * later sends wait behind it, so that sends are stored in the order sent.
+   */
+  #lookups: Promise<void> | undefined;
   #pendingSends = 0;
   /** Frames that arrived while the token was being checked. */
   readonly #early: ClientFrame[] = [];
@@ -111,7 +114,7 @@ export class DeviceConnection implements MailboxListener {
   async quiesce(): Promise<void> {
     this.#paused = true;
     this.#socket.pause();
-    await this.#sendChain;
+    while (this.#lookups !== undefined) await this.#lookups;
   }
 
   end(code: number, text: string): void {
@@ -224,23 +227,25 @@ export class DeviceConnection implements MailboxListener {
   #send(requestId: number, destinations: Extract<ClientFrame, { kind: 'send' }>['destinations']): void {
     const device = this.#device!;
     if (++this.#pendingSends >= MAX_PENDING_SENDS && !this.#paused) this.#socket.pause();
-    this.#sendChain = this.#sendChain.then(async () => {
-      let stored: Promise<SendOutcome>;
-      try {
-        ({ stored } = await this.#deps.postOffice.accept(device, destinations));
-      } catch (error) {
+    const answer = (outcome: SendOutcome) => {
+      this.#write(
+        outcome.ok
+          ? { kind: 'sent', requestId, timestamp: outcome.timestamp }
+          : { kind: 'refused', requestId, code: outcome.code, message: outcome.message, mismatches: outcome.mismatches },
+      );
+      if (--this.#pendingSends < MAX_PENDING_SENDS / 2 && !this.#paused && this.#socket.isPaused) this.#socket.resume();
+    };
+    const accept = () =>
+      this.#deps.postOffice.accept(device, destinations, answer)?.catch((error: unknown) => {
         this.#deps.log.error({ err: error }, 'checking a send failed');
-        stored = Promise.resolve({ ok: false, code: 'UNAVAILABLE', message: 'the server could not check the send; try again', mismatches: [] });
-      }
-      void stored.then((outcome) => {
-        this.#write(
-          outcome.ok
-            ? { kind: 'sent', requestId, timestamp: outcome.timestamp }
-            : { kind: 'refused', requestId, code: outcome.code, message: outcome.message, mismatches: outcome.mismatches },
-        );
-        if (--this.#pendingSends < MAX_PENDING_SENDS / 2 && !this.#paused && this.#socket.isPaused) this.#socket.resume();
+        answer({ ok: false, code: 'UNAVAILABLE', message: 'the server could not check the send; try again', mismatches: [] });
       });
-    });
+    const pending = this.#lookups === undefined ? accept() : this.#lookups.then(accept);
+    if (pending !== undefined) {
+      const tail: Promise<void> = (this.#lookups = pending.then(() => {
+        if (this.#lookups === tail) this.#lookups = undefined;
+      }));
+    }
   }
 
   #acknowledge(ids: readonly number[]): void {

@@ -13,6 +13,7 @@ import type { DeviceMismatch, Destination, SendRefusalCode } from '@parley/proto
 
 import type { DeviceIdentity } from '../auth/tokens.js';
 import type { Directory } from '../directory.js';
+import type { StoredAccount } from '../storage/accounts.js';
 import { MAX_ENVELOPE_BYTES, MAX_MAILBOX_ENVELOPES } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -47,8 +48,6 @@ const refuse = (code: SendRefusalCode, message: string, mismatches: readonly Dev
   message,
   mismatches,
 });
-
-const settled = (outcome: SendOutcome) => ({ stored: Promise.resolve(outcome) });
 
 export class PostOffice {
   readonly #db: Kysely<Schema>;
@@ -88,24 +87,58 @@ export class PostOffice {
 
   /**
    * Checks a send against its destinations' device sets and queues it for
-   * storage. Sends accepted in order are stored in order, so a connection
-   * calls this for one send after another. `stored` resolves once the send is
-   * committed, or refused; it never rejects.
+   * storage; `answer` is called once, when the send is committed or refused.
+   * When every destination account is in the directory's cache this all
+   * happens at once and nothing is returned. Otherwise the returned promise
+   * resolves once the accounts are read and the send checked; a connection
+   * waits for it before accepting its next send, so that sends are stored in
+   * the order sent. It rejects only if reading an account fails.
    */
-  async accept(sender: Sender, destinations: readonly Destination[]): Promise<{ readonly stored: Promise<SendOutcome> }> {
-    const envelopes: NewEnvelope[] = [];
-    const mismatches: DeviceMismatch[] = [];
+  accept(sender: Sender, destinations: readonly Destination[], answer: (outcome: SendOutcome) => void): Promise<void> | undefined {
+    if (destinations.some((d) => d.messages.some((m) => m.body.length > MAX_ENVELOPE_BYTES))) {
+      answer(refuse('MESSAGE_TOO_LARGE', `an envelope body is at most ${MAX_ENVELOPE_BYTES} bytes`));
+      return undefined;
+    }
+    const accounts: StoredAccount[] = [];
     for (const destination of destinations) {
+      const account = this.#directory.cached(destination.username);
+      if (account === undefined) return this.#acceptAfterLookups(sender, destinations, accounts, answer);
+      accounts.push(account);
+    }
+    this.#check(sender, destinations, accounts, answer);
+    return undefined;
+  }
+
+  /** `accept` for a send naming accounts not in the cache: reads them in order, up to the first that does not exist. */
+  async #acceptAfterLookups(
+    sender: Sender,
+    destinations: readonly Destination[],
+    accounts: StoredAccount[],
+    answer: (outcome: SendOutcome) => void,
+  ): Promise<void> {
+    for (const destination of destinations.slice(accounts.length)) {
       const account = await this.#directory.byUsername(destination.username);
       if (account === undefined) {
         // Every probe for an account that does not exist draws on the requester's lookup budget, shared with bundle fetches.
         const retryAfter = this.#lookups.take(String(sender.accountId));
-        return settled(
+        answer(
           retryAfter > 0
             ? refuse('RATE_LIMITED', `too many lookups of unknown accounts; retry in ${retryAfter} s`)
             : refuse('UNKNOWN_RECIPIENT', `no account named ${destination.username}`),
         );
+        return;
       }
+      accounts.push(account);
+    }
+    this.#check(sender, destinations, accounts, answer);
+  }
+
+  /** Checks a send whose destination accounts are `accounts` (in order), and queues it or refuses it. */
+  #check(sender: Sender, destinations: readonly Destination[], accounts: readonly StoredAccount[], answer: (outcome: SendOutcome) => void): void {
+    const envelopes: NewEnvelope[] = [];
+    const mismatches: DeviceMismatch[] = [];
+    destinations.forEach((destination, i) => {
+      const account = accounts[i]!;
       const named = new Set<number>();
       const extra: number[] = [];
       const stale: number[] = [];
@@ -115,16 +148,13 @@ export class PostOffice {
         const own = account.id === sender.accountId && message.deviceId === sender.deviceId;
         if (device === undefined || own) extra.push(message.deviceId);
         else if (device.registrationId !== message.registrationId) stale.push(message.deviceId);
-        if (message.body.length > MAX_ENVELOPE_BYTES) {
-          return settled(refuse('MESSAGE_TOO_LARGE', `an envelope body is at most ${MAX_ENVELOPE_BYTES} bytes`));
-        }
       }
       const missing = [...account.devices.keys()].filter(
         (id) => !named.has(id) && !(account.id === sender.accountId && id === sender.deviceId),
       );
       if (missing.length + extra.length + stale.length > 0) {
         mismatches.push({ username: account.username, missing, extra, stale });
-        continue;
+        return;
       }
       for (const message of destination.messages) {
         envelopes.push({
@@ -136,15 +166,13 @@ export class PostOffice {
           body: message.body,
         });
       }
-    }
-    if (mismatches.length > 0) {
-      return settled(refuse('DEVICE_MISMATCH', 'the send does not name exactly the devices of its destinations', mismatches));
-    }
-    const stored = new Promise<SendOutcome>((resolve) => {
-      this.#sends.push({ envelopes, resolve });
     });
-    this.#schedule();
-    return { stored };
+    if (mismatches.length > 0) {
+      answer(refuse('DEVICE_MISMATCH', 'the send does not name exactly the devices of its destinations', mismatches));
+    } else {
+      this.#sends.push({ envelopes, resolve: answer });
+      this.#schedule();
+    }
   }
 
   /** Queues the deletion of acknowledged envelopes from one mailbox. */
