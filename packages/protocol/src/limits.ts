@@ -76,3 +76,20 @@ export const MAX_ACKS_PER_FRAME = 1_024;
 
 /** A registration id is 14 bits, never zero (as libsignal draws them). */
 export const MAX_REGISTRATION_ID = 0x3fff;
+
+/**
+ * Largest body of one provisioning-relay message (`wire/provisioning.ts`). The
+ * old device sends the new one what it needs to start (the identity key pair,
+ * account and profile keys) and may follow with a window of recent message
+ * history; 4 MiB carries a useful window in a few messages while bounding what
+ * the relay holds for one message.
+ */
+export const MAX_PROVISIONING_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Largest provisioning frame (one WebSocket message): a `message` frame with
+ * the largest body, plus its framing (two tags and two length varints, 10 bytes
+ * at this size) and a little room. The relay's WebSocket refuses anything
+ * larger unread (1009).
+ */
+export const MAX_PROVISIONING_FRAME_BYTES = MAX_PROVISIONING_MESSAGE_BYTES + 64;

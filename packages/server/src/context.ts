@@ -24,5 +24,7 @@ export interface ServerContext {
     readonly bundlesPerTarget: RateLimiter;
     readonly challenges: RateLimiter;
     readonly registrations: RateLimiter;
+    /** Provisioning-relay `create` and `join` frames, per client address. */
+    readonly provisioning: RateLimiter;
   };
 }

@@ -54,22 +54,34 @@ export const ERRORS: Readonly<Record<ServerErrorCode, Mapping>> = {
 
 /** Why the server closed a WebSocket. 1xxx are the standard codes; 4xxx are Parley's. */
 export const CloseCode = {
+  /** Provisioning relay: the other party of the channel left (closed, or was closed). */
+  NORMAL: 1000,
   /** The server is shutting down: reconnect later. */
   GOING_AWAY: 1001,
   /** A text frame; Parley speaks binary frames only. */
   UNSUPPORTED_DATA: 1003,
-  /** A frame over MAX_FRAME_BYTES (sent by `ws` itself). */
+  /** A frame over MAX_FRAME_BYTES, or MAX_PROVISIONING_FRAME_BYTES on the provisioning relay (sent by `ws` itself). */
   TOO_BIG: 1009,
   /** A bug on the server. */
   INTERNAL: 1011,
+  /** Provisioning relay: MAX_OPEN_CHANNELS channels are open; try again later. */
+  TRY_AGAIN_LATER: 1013,
   /** A frame that does not decode, or arrives in the wrong state. */
   MALFORMED_FRAME: 4400,
   /** The token is missing, invalid or expired, or the device was removed. */
   UNAUTHORIZED: 4401,
-  /** No token within AUTH_TIMEOUT_MS. */
+  /** Provisioning relay: `join` names no open channel (unknown, expired, or already joined). */
+  NO_SUCH_CHANNEL: 4404,
+  /** No first frame within AUTH_TIMEOUT_MS: `auth` on a device's socket, `create` or `join` on the provisioning relay's. */
   AUTH_TIMEOUT: 4408,
   /** The same device opened a newer connection. */
   REPLACED: 4409,
+  /** Provisioning relay: the channel reached PROVISIONING_LIFETIME_MS. */
+  CHANNEL_EXPIRED: 4410,
+  /** Provisioning relay: the channel relayed MAX_PROVISIONING_MESSAGES messages. */
+  LIMIT_EXCEEDED: 4422,
+  /** Provisioning relay: too many `create` or `join` frames from this client address (PROVISIONING_LIMITS). */
+  RATE_LIMITED: 4429,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -3,6 +3,7 @@
  * client gets an explicit error: a send is refused before it is stored, never
  * acknowledged and then dropped.
  */
+import { limits as wire } from '@parley/protocol';
 
 /**
  * Largest envelope body. Message text, a reaction or an attachment pointer
@@ -49,7 +50,11 @@ export const MAX_PENDING_SENDS = 256;
  */
 export const MAX_EARLY_FRAMES = 64;
 
-/** How long a new WebSocket may take to present its token before it is closed. */
+/**
+ * How long a new WebSocket may take to send its first frame before it is
+ * closed (4408): `auth` on a device's socket, `create` or `join` on the
+ * provisioning relay's.
+ */
 export const AUTH_TIMEOUT_MS = 10_000;
 
 /**
@@ -106,3 +111,44 @@ export const CHALLENGE_LIMITS = { burst: 1_000, perSecond: 50 } as const;
 /** Registrations per client address (kept in memory only, never logged). */
 export const REGISTRATION_LIMITS = { burst: 10, perSecond: 0.05 } as const;
 
+
+/**
+ * Lifetime of a provisioning-relay channel, from `create`; then both sockets
+ * are closed (4410). Linking a device is done in a minute or two: as long as a
+ * link token lives, to scan a code and transfer history on a slow connection.
+ */
+export const PROVISIONING_LIFETIME_MS = 10 * 60 * 1000;
+
+/**
+ * Messages one provisioning channel relays, both directions together; one
+ * more closes both sockets (4422). Linking takes a handful of messages, and
+ * history comes in a few messages of up to MAX_PROVISIONING_MESSAGE_BYTES; the
+ * cap bounds what one channel can move (256 × 4 MiB = 1 GiB) so the relay is
+ * no free file-transfer service.
+ */
+export const MAX_PROVISIONING_MESSAGES = 256;
+
+/**
+ * Provisioning channels open at once, server-wide; a `create` beyond it is
+ * closed with 1013 (try again later). Channels are memory only and anonymous:
+ * the cap bounds the relay's memory and sockets, whatever the number of
+ * client addresses, at about a thousand links in progress at once.
+ */
+export const MAX_OPEN_CHANNELS = 1_000;
+
+/**
+ * Bytes relayed to one party of a provisioning channel and not yet written to
+ * its socket. Past this the relay stops reading the other party's socket until
+ * they are written (TCP backpressure), so a slow reader bounds what the
+ * channel buffers at about two messages instead of everything sent.
+ */
+export const MAX_PROVISIONING_UNSENT_BYTES = wire.MAX_PROVISIONING_MESSAGE_BYTES;
+
+/**
+ * Provisioning `create` and `join` frames per client address, from one
+ * bucket (kept in memory only, never logged). A link costs two (the new
+ * device creates, the old one joins, often behind the same address), so the
+ * burst covers ten links or retries at once; at the sustained rate, one address
+ * holds at most about 80 of the MAX_OPEN_CHANNELS over a channel's lifetime.
+ */
+export const PROVISIONING_LIMITS = { burst: 20, perSecond: 0.1 } as const;

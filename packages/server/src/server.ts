@@ -1,7 +1,8 @@
 /**
  * Builds and runs a Parley server: Fastify for the HTTP API, `ws` for device
- * connections on `/v1/websocket`, one database, and the post office between
- * them. `startServer` resolves once it listens; `close` drains it.
+ * connections on `/v1/websocket` and the provisioning relay on
+ * `/v1/provisioning`, one database, and the post office between them.
+ * `startServer` resolves once it listens; `close` drains it.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -14,6 +15,7 @@ import { SecretBytes } from '@parley/crypto';
 import { createNodeProvider } from '@parley/crypto/node';
 
 import { TokenIssuer } from './auth/tokens.js';
+import { clientAddressOf } from './clientAddress.js';
 import type { ServerContext } from './context.js';
 import { DeviceConnection } from './delivery/connection.js';
 import { PostOffice } from './delivery/postOffice.js';
@@ -28,10 +30,12 @@ import {
   CHALLENGE_LIMITS,
   MAX_FRAME_BYTES,
   MAX_HTTP_BODY_BYTES,
+  PROVISIONING_LIMITS,
   REGISTRATION_LIMITS,
 } from './limits.js';
 import { createLogger, type LogLevel } from './log.js';
 import { createMetrics } from './metrics.js';
+import { PROVISIONING_PATH, ProvisioningRelay } from './provisioning/relay.js';
 import { RateLimiter } from './rateLimit.js';
 import { openDatabase, type Database, type DatabaseConfig } from './storage/database.js';
 import { kyselyMailboxWriter, totalEnvelopes, type MailboxWriter } from './storage/mailbox.js';
@@ -117,6 +121,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     bundlesPerTarget: new RateLimiter(BUNDLE_FETCH_LIMITS.perTarget, now),
     challenges: new RateLimiter(CHALLENGE_LIMITS, now),
     registrations: new RateLimiter({ ...REGISTRATION_LIMITS, burst: config.registrationBurst }, now),
+    provisioning: new RateLimiter(PROVISIONING_LIMITS, now),
   };
   // The gauges read the post office, which needs the metrics: they are only read at scrape time, after both exist.
   const metrics = createMetrics({
@@ -131,8 +136,19 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   let shuttingDown = false;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+  const relay = new ProvisioningRelay({
+    randomBytes: (length) => provider.randomBytes(length),
+    limiter: limits.provisioning,
+    clientAddress: clientAddressOf(config.trustProxy),
+    metrics,
+    log,
+  });
   app.server.on('upgrade', (request, socket, head) => {
     const path = (request.url ?? '').split('?')[0];
+    if (path === PROVISIONING_PATH && !shuttingDown) {
+      relay.upgrade(request, socket, head);
+      return;
+    }
     if (path !== '/v1/websocket' || shuttingDown) {
       socket.end(`HTTP/1.1 ${shuttingDown ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\n\r\n`);
       return;
@@ -150,6 +166,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
 
   const heartbeat = setInterval(() => {
+    relay.heartbeat();
     for (const connection of connections) {
       if (!connection.alive) {
         metrics.errors.inc({ code: 'HEARTBEAT_TIMEOUT' });
@@ -191,6 +208,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const close = async () => {
     shuttingDown = true;
     log.info({ connections: connections.size }, 'shutting down');
+    const relayClosed = relay.close(CLOSE_GRACE_MS); // it holds nothing to store: its sockets close at once
     await Promise.all([...connections].map((c) => c.quiesce()));
     await ctx.postOffice.flush();
     for (const connection of connections) connection.end(CloseCode.GOING_AWAY, 'server shutting down');
@@ -199,6 +217,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     }, CLOSE_GRACE_MS);
     await Promise.all([...connections].map((c) => c.closed));
     clearTimeout(grace);
+    await relayClosed;
     clearInterval(heartbeat);
     clearInterval(sweep);
     wss.close();

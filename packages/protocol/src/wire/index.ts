@@ -1,6 +1,7 @@
 /**
  * What a Parley client and server say to each other, as codecs both sides
- * share: usernames, signed device lists, login challenges and WebSocket frames.
+ * share: usernames, signed device lists, login challenges, WebSocket frames and
+ * the provisioning relay's frames.
  * Only encoding and verification live here; neither side's logic does.
  */
 export { AUTH_CHALLENGE_LENGTH, signAuthChallenge, verifyAuthChallenge } from './auth.js';
@@ -27,4 +28,13 @@ export {
   type SendRefusalCode,
   type ServerFrame,
 } from './frames.js';
+export {
+  decodeProvisioningClientFrame,
+  decodeProvisioningServerFrame,
+  encodeProvisioningClientFrame,
+  encodeProvisioningServerFrame,
+  PROVISIONING_ADDRESS_LENGTH,
+  type ProvisioningClientFrame,
+  type ProvisioningServerFrame,
+} from './provisioning.js';
 export { foldUsername, isCanonicalUsername, USERNAME_MAX_LENGTH, USERNAME_MIN_LENGTH } from './username.js';
