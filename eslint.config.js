@@ -10,6 +10,7 @@ const pure = 'crypto and protocol stay pure: reach the platform only through a C
 // Bare builtins ('crypto', 'fs/promises') are exact paths: as patterns, 'crypto' would also match '@parley/crypto'.
 const nodeBuiltinPaths = builtinModules.filter((name) => !name.startsWith('_')).map((name) => ({ name, message: pure }));
 const noNode = { group: ['node:*'], message: pure };
+const clientPure = 'the client core runs in browsers too: Node goes in packages/client/src/node/, behind a Platform.';
 const layer = (forbidden, why) => ({
   group: forbidden.flatMap((name) => [`@parley/${name}`, `@parley/${name}/*`]),
   message: why,
@@ -38,7 +39,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['eslint.config.js', 'packages/*/bin/*.js'],
+    files: ['eslint.config.js', 'packages/*/bin/*.js', 'apps/*/bin/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },
   {
@@ -68,8 +69,34 @@ export default tseslint.config(
   },
   {
     files: ['packages/client/src/**/*.ts'],
+    ignores: ['packages/client/src/node/**', ...tests],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltinPaths.map((path) => ({ ...path, message: clientPure })),
+          patterns: [
+            { group: ['node:*'], message: clientPure },
+            layer(['server'], 'only apps and tests import the server.'),
+            { group: ['@parley/crypto/node', '@parley/crypto/web', 'ws', 'better-sqlite3'], message: clientPure },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['packages/client/src/node/**/*.ts'],
     ignores: tests,
     rules: { 'no-restricted-imports': restrict(layer(['server'], 'only apps and tests import the server.')) },
+  },
+  {
+    files: ['apps/**/*.ts'],
+    ignores: tests,
+    rules: {
+      'no-restricted-imports': restrict(
+        layer(['server', 'protocol', 'crypto'], 'apps build on the client SDK; the protocol and crypto are its business.'),
+      ),
+    },
   },
   {
     files: ['packages/server/src/**/*.ts'],

@@ -69,3 +69,16 @@ export {
   serializeSignedPreKeyRecord,
 } from './codec/keyRecords.js';
 export * from './wire/index.js';
+/** The protobuf subset and UTF-8 helpers, for the client's own formats (content, local records). */
+export {
+  optionalBytes,
+  optionalUint32,
+  ProtoWriter,
+  readProto,
+  readProtoFields,
+  requiredBytes,
+  requiredUint32,
+  requiredUint64,
+  type ProtoValue,
+} from './codec/protobuf.js';
+export { fromUtf8, utf8 } from './wire/text.js';

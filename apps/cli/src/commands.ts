@@ -1,0 +1,272 @@
+/**
+ * The `parley` commands. Each takes its positional arguments and the global
+ * options, prints for people or (`--json`) for programs, and returns the exit
+ * code. Every command that reads the mailbox drains it first, with progress
+ * on stderr when that takes a while.
+ */
+import { createInterface } from 'node:readline';
+
+import { ClientError, ParleyClient, type StoredMessage } from '@parley/client';
+import { nodePlatform } from '@parley/client/node';
+import QRCode from 'qrcode';
+
+export class UsageError extends Error {}
+
+export interface Options {
+  readonly profile: string;
+  readonly json: boolean;
+  readonly server?: string;
+  readonly name?: string;
+  readonly mark: boolean;
+  readonly unmark: boolean;
+}
+
+type Command = (args: string[], options: Options) => Promise<number>;
+
+/** A drain that takes longer than this shows progress. */
+const PROGRESS_AFTER_MS = 1_000;
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const printJson = (value: unknown) => {
+  out(JSON.stringify(value));
+};
+
+const STATUS_MARK: Record<StoredMessage['status'], string> = { sending: '…', sent: '✓', delivered: '✓✓', read: '✓✓ read', received: '' };
+
+function formatMessage(m: StoredMessage): string {
+  const time = new Date(m.sentAt).toISOString().replace('T', ' ').slice(0, 19);
+  if (m.kind === 'notice') return `${time}  ⚠ ${m.body}`;
+  const who = m.direction === 'outgoing' ? 'me' : m.author;
+  const mark = m.direction === 'outgoing' ? `  ${STATUS_MARK[m.status]}` : '';
+  return `${time}  ${who}: ${m.body}${mark}`;
+}
+
+const messageJson = (m: StoredMessage) => ({
+  conversation: m.conversation,
+  direction: m.direction,
+  author: m.author,
+  authorDevice: m.authorDevice,
+  sentAt: m.sentAt,
+  kind: m.kind,
+  body: m.body,
+  status: m.status,
+});
+
+async function open(options: Options): Promise<ParleyClient> {
+  try {
+    return await ParleyClient.open(nodePlatform(options.profile));
+  } catch (error) {
+    if (error instanceof ClientError && error.code === 'NO_ACCOUNT') {
+      throw new ClientError('NO_ACCOUNT', `no account in ${options.profile}; create one with: parley init --server URL --name NAME`);
+    }
+    throw error;
+  }
+}
+
+/** Connects and drains the mailbox, showing progress on stderr for a long drain. */
+async function drain(client: ParleyClient, options: Options): Promise<number> {
+  let received = 0;
+  const started = Date.now();
+  const off = client.events.on('message', () => {
+    received++;
+  });
+  const progress = setInterval(() => {
+    if (Date.now() - started >= PROGRESS_AFTER_MS && !options.json) process.stderr.write(`\rreceiving… ${received} messages`);
+  }, 250);
+  const offline = client.events.on('connection', ({ state, detail }) => {
+    if (state === 'offline' && !options.json) process.stderr.write(`\r${detail}\n`);
+  });
+  try {
+    return await client.sync();
+  } finally {
+    clearInterval(progress);
+    off();
+    offline();
+    if (Date.now() - started >= PROGRESS_AFTER_MS && !options.json) process.stderr.write(`\rreceived ${received} messages\n`);
+  }
+}
+
+async function withClient(options: Options, work: (client: ParleyClient) => Promise<number>): Promise<number> {
+  const client = await open(options);
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+const init: Command = async (args, options) => {
+  if (args.length > 0) throw new UsageError(`init takes no arguments (got "${args.join(' ')}")`);
+  if (options.server === undefined || options.name === undefined) throw new UsageError('init needs --server URL and --name NAME');
+  const client = await ParleyClient.create(nodePlatform(options.profile), options.server, options.name);
+  try {
+    if (options.json) printJson({ username: client.username, deviceId: client.deviceId, server: client.serverUrl, profile: options.profile });
+    else out(`Created ${client.username} on ${client.serverUrl} (device ${client.deviceId}); profile in ${options.profile}`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+};
+
+const whoami: Command = async (_args, options) =>
+  withClient(options, async (client) => {
+    if (options.json) printJson({ username: client.username, deviceId: client.deviceId, server: client.serverUrl, profile: options.profile });
+    else out(`${client.username} (device ${client.deviceId}) on ${client.serverUrl}`);
+    return 0;
+  });
+
+const send: Command = async (args, options) => {
+  const [to, ...words] = args;
+  if (to === undefined || words.length === 0) throw new UsageError('send needs a username and a message: parley send bob "hello"');
+  return withClient(options, async (client) => {
+    await drain(client, options);
+    const message = await client.sendText(to, words.join(' '));
+    if (options.json) printJson(messageJson(message));
+    else out(`sent to ${message.conversation} ${STATUS_MARK[message.status]}`);
+    return 0;
+  });
+};
+
+const inbox: Command = async (args, options) => {
+  const [who] = args;
+  return withClient(options, async (client) => {
+    await drain(client, options);
+    if (who !== undefined) {
+      const messages = await client.conversation(who);
+      if (options.json) printJson({ conversation: who, messages: messages.map(messageJson) });
+      else for (const m of messages) out(formatMessage(m));
+      await client.markRead(who).catch(() => 0);
+      return 0;
+    }
+    const conversations = await client.conversations();
+    if (options.json) printJson({ conversations: conversations.map((c) => ({ username: c.username, last: messageJson(c.last) })) });
+    else if (conversations.length === 0) out('No messages yet.');
+    else for (const c of conversations) out(`${c.username.padEnd(20)} ${formatMessage(c.last)}`);
+    return 0;
+  });
+};
+
+const chat: Command = async (args, options) => {
+  const [who] = args;
+  if (who === undefined) throw new UsageError('chat needs a username: parley chat bob');
+  const peer = who.toLowerCase();
+  return withClient(options, async (client) => {
+    const show = (m: StoredMessage) => {
+      if (m.conversation !== peer) return;
+      if (options.json) printJson({ event: 'message', ...messageJson(m) });
+      else out(formatMessage(m));
+    };
+    client.events.on('message', show);
+    client.events.on('status', (m) => {
+      if (m.conversation !== peer) return;
+      if (options.json) printJson({ event: 'status', sentAt: m.sentAt, status: m.status });
+      else if (m.status !== 'sent') out(`  (${STATUS_MARK[m.status]}: "${m.body.slice(0, 30)}")`);
+    });
+    client.events.on('typing', ({ from, typing }) => {
+      if (from !== peer) return;
+      if (options.json) printJson({ event: 'typing', from, typing });
+      else if (typing) out(`  ${from} is typing…`);
+    });
+    client.events.on('connection', ({ state, detail }) => {
+      if (options.json) printJson({ event: 'connection', state, detail });
+      else if (state !== 'online') process.stderr.write(`[${state}] ${detail}\n`);
+    });
+    for (const m of await client.conversation(peer, 20)) show(m);
+    await drain(client, options);
+    await client.markRead(peer).catch(() => 0);
+    if (!options.json) out(`Chatting with ${peer}. Type a message and press Enter; Ctrl-D to leave.`);
+    const lines = createInterface({ input: process.stdin, terminal: false });
+    for await (const line of lines) {
+      const text = line.trim();
+      if (text === '') continue;
+      try {
+        await client.sendText(peer, text);
+        await client.markRead(peer).catch(() => 0);
+      } catch (error) {
+        if (!(error instanceof ClientError)) throw error;
+        if (options.json) printJson({ event: 'error', code: error.code, message: error.message });
+        else process.stderr.write(`parley: ${error.message}\n`);
+      }
+    }
+    return 0;
+  });
+};
+
+const verify: Command = async (args, options) => {
+  const [who] = args;
+  if (who === undefined) throw new UsageError('verify needs a username: parley verify bob');
+  if (options.mark && options.unmark) throw new UsageError('--mark and --unmark exclude each other');
+  return withClient(options, async (client) => {
+    if (options.mark) await client.verify(who);
+    if (options.unmark) await client.unverify(who);
+    const number = await client.safetyNumber(who);
+    const groups = number.digits.match(/.{5}/g) ?? [];
+    const qrText = Buffer.from(number.scannable).toString('base64');
+    if (options.json) {
+      printJson({ username: who.toLowerCase(), safetyNumber: number.digits, scannable: qrText, verified: number.verified });
+      return 0;
+    }
+    out(`Safety number with ${who.toLowerCase()}:\n`);
+    out(`  ${groups.slice(0, 6).join(' ')}\n  ${groups.slice(6).join(' ')}\n`);
+    out(await QRCode.toString(qrText, { type: 'terminal', small: true }));
+    out(number.verified ? `✓ ${who} is verified.` : `Not verified. Compare these digits with ${who} in person, then run: parley verify ${who} --mark`);
+    return 0;
+  });
+};
+
+const devices: Command = async (args, options) => {
+  const [action, id] = args;
+  switch (action) {
+    case 'list':
+      return withClient(options, async (client) => {
+        const list = await client.devices();
+        if (options.json) printJson({ devices: list });
+        else for (const d of list) out(`device ${d.deviceId}${d.current ? ' (this one)' : ''}`);
+        return 0;
+      });
+    case 'link':
+      return withClient(options, async (client) => {
+        const pending = await client.startLink();
+        if (options.json) printJson({ event: 'code', code: pending.code });
+        else {
+          out('On the new device, run:\n');
+          out(`  parley link '${pending.code}'\n`);
+          out(await QRCode.toString(pending.code, { type: 'terminal', small: true }));
+          out('Keep this code to yourself: it hands over your account. Waiting for the new device…');
+        }
+        const { deviceId } = await pending.done;
+        if (options.json) printJson({ event: 'linked', deviceId });
+        else out(`Linked device ${deviceId}.`);
+        return 0;
+      });
+    case 'unlink': {
+      const deviceId = Number(id);
+      if (!Number.isInteger(deviceId) || deviceId < 1) throw new UsageError('devices unlink needs a device id: parley devices unlink 2');
+      return withClient(options, async (client) => {
+        await client.unlinkDevice(deviceId);
+        if (options.json) printJson({ unlinked: deviceId });
+        else out(`Unlinked device ${deviceId}; it receives nothing from now on.`);
+        return 0;
+      });
+    }
+    default:
+      throw new UsageError(`devices takes list, link or unlink${action === undefined ? '' : `, not "${action}"`}`);
+  }
+};
+
+const link: Command = async (args, options) => {
+  const [code] = args;
+  if (code === undefined) throw new UsageError("link needs the code another device shows: parley link 'parley://link?…'");
+  if (!options.json) out('Linking… (your other device shows its progress too)');
+  const client = await ParleyClient.link(nodePlatform(options.profile), code);
+  try {
+    const messages = (await client.conversations()).length;
+    if (options.json) printJson({ username: client.username, deviceId: client.deviceId, server: client.serverUrl, conversations: messages });
+    else out(`Linked as ${client.username} (device ${client.deviceId}), with ${messages} conversation${messages === 1 ? '' : 's'} of history.`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+};
+
+export const commands: Record<string, Command | undefined> = { init, link, whoami, send, inbox, chat, verify, devices };

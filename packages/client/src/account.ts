@@ -1,0 +1,151 @@
+/**
+ * This device's keys: creating an account (identity, first device, prekeys),
+ * keeping one-time prekeys stocked on the server, and rotating the signed
+ * prekey and the last-resort Kyber key on a schedule.
+ */
+import { KemType, type CryptoProvider } from '@parley/crypto';
+import {
+  foldUsername,
+  generateIdentityKeyPair,
+  generateKyberPreKey,
+  generatePreKeys,
+  generateRegistrationId,
+  generateSignedPreKey,
+  serializeKyberPreKeyRecord,
+  serializePreKeyRecord,
+  serializeSignedPreKeyRecord,
+  signDeviceList,
+  type KyberPreKeyRecord,
+  type SignedPreKeyRecord,
+} from '@parley/protocol';
+
+import type { ServerApi } from './api.js';
+import { ClientError } from './errors.js';
+import { Transaction, type KeyValueStore } from './store/kv.js';
+import { encodeLocalDevice, type LocalDevice } from './store/records.js';
+
+/** One-time prekeys uploaded at a time: what the server takes in one request. */
+export const PREKEY_BATCH = 100;
+/** Refill when fewer than this many one-time keys of a kind are left on the server. */
+export const PREKEY_LOW_WATER = 20;
+/** The signed prekey and the last-resort Kyber key are replaced this often (Signal rotates weekly too). */
+export const SIGNED_PREKEY_ROTATION_MS = 7 * 24 * 3600 * 1000;
+/** Prekey ids are 24-bit (docs/API.md §1.2); they wrap around, far from the ids still in use. */
+const MAX_KEY_ID = 0xff_ffff;
+
+export function storeSignedPreKey(tx: Transaction, key: SignedPreKeyRecord): void {
+  tx.put('signed', String(key.id), serializeSignedPreKeyRecord(key).expose());
+}
+
+export function storeKyberPreKey(tx: Transaction, key: KyberPreKeyRecord): void {
+  const record = serializeKyberPreKeyRecord(key).expose();
+  const value = new Uint8Array(record.length + 1);
+  value[0] = key.lastResort ? 1 : 0;
+  value.set(record, 1);
+  tx.put('kyber', String(key.id), value);
+}
+
+export function saveLocal(tx: Transaction, local: LocalDevice): void {
+  tx.put('local', 'device', encodeLocalDevice(local));
+}
+
+/** The keys a new device registers with (its first signed prekey and last-resort key have id 1). */
+export async function newDeviceKeys(provider: CryptoProvider, identity: LocalDevice['identity'], now: number) {
+  return {
+    auth: await generateIdentityKeyPair(provider),
+    registrationId: generateRegistrationId(provider),
+    signedPreKey: await generateSignedPreKey(provider, identity, 1, now),
+    lastResort: await generateKyberPreKey(provider, identity, 1, now, { lastResort: true, type: KemType.Kyber1024 }),
+  };
+}
+
+/**
+ * Creates an account on the server with this device as device 1, and stores
+ * the device locally. One-time prekeys follow with the first refill.
+ * @throws ClientError `INVALID_ARGUMENT` for a username that cannot exist, `SERVER` (e.g. USERNAME_TAKEN).
+ */
+export async function createAccount(
+  provider: CryptoProvider,
+  api: ServerApi,
+  store: KeyValueStore,
+  username: string,
+  now: number,
+): Promise<LocalDevice> {
+  let canonical: string;
+  try {
+    canonical = foldUsername(username);
+  } catch (error) {
+    throw new ClientError('INVALID_ARGUMENT', `"${username}" is not a valid username: 3–32 letters, digits or _, starting with a letter`, { cause: error });
+  }
+  const identity = await generateIdentityKeyPair(provider);
+  const keys = await newDeviceKeys(provider, identity, now);
+  const deviceList = await signDeviceList(provider, identity, {
+    username: canonical,
+    version: 1,
+    devices: [{ deviceId: 1, registrationId: keys.registrationId, authKey: keys.auth.publicKey }],
+  });
+  await api.register({ identityKey: identity.publicKey, deviceList, signedPreKey: keys.signedPreKey, kyberLastResortKey: keys.lastResort });
+  const local: LocalDevice = {
+    username: canonical,
+    deviceId: 1,
+    registrationId: keys.registrationId,
+    serverUrl: api.baseUrl,
+    identity,
+    auth: keys.auth,
+    nextPreKeyId: 2,
+    signedPreKeyId: 1,
+    signedPreKeyAt: now,
+    lastResortId: 1,
+  };
+  const tx = new Transaction(store);
+  saveLocal(tx, local);
+  storeSignedPreKey(tx, keys.signedPreKey);
+  storeKyberPreKey(tx, keys.lastResort);
+  await tx.commit();
+  return local;
+}
+
+const nextId = (id: number, step = 1) => ((id - 1 + step) % MAX_KEY_ID) + 1;
+
+/**
+ * Uploads a batch of one-time prekeys (of both kinds) when the server holds
+ * fewer than PREKEY_LOW_WATER of either. Keys are stored locally before they
+ * are uploaded, so a key the server hands out is always one this device has.
+ * Returns the local device with its counters advanced.
+ */
+export async function refillPreKeys(provider: CryptoProvider, api: ServerApi, store: KeyValueStore, local: LocalDevice, now: number): Promise<LocalDevice> {
+  const counts = await api.keyCounts();
+  if (counts.preKeys >= PREKEY_LOW_WATER && counts.kyberPreKeys >= PREKEY_LOW_WATER) return local;
+  const first = local.nextPreKeyId;
+  const preKeys = (await generatePreKeys(provider, first, PREKEY_BATCH)).map((k, i) => ({ ...k, id: nextId(first, i) }));
+  const kyberPreKeys: KyberPreKeyRecord[] = [];
+  for (let i = 0; i < PREKEY_BATCH; i++) kyberPreKeys.push(await generateKyberPreKey(provider, local.identity, nextId(first, i), now, { type: KemType.Kyber1024 }));
+  const updated = { ...local, nextPreKeyId: nextId(first, PREKEY_BATCH) };
+  const tx = new Transaction(store);
+  for (const key of preKeys) tx.put('prekey', String(key.id), serializePreKeyRecord(key).expose());
+  for (const key of kyberPreKeys) storeKyberPreKey(tx, key);
+  saveLocal(tx, updated);
+  await tx.commit();
+  await api.uploadKeys({ preKeys, kyberPreKeys });
+  return updated;
+}
+
+/**
+ * Replaces the signed prekey and the last-resort Kyber key once they are
+ * SIGNED_PREKEY_ROTATION_MS old. The previous ones stay stored, so that
+ * sessions started from a bundle fetched just before still complete.
+ */
+export async function rotateSignedPreKeys(provider: CryptoProvider, api: ServerApi, store: KeyValueStore, local: LocalDevice, now: number): Promise<LocalDevice> {
+  if (now - local.signedPreKeyAt < SIGNED_PREKEY_ROTATION_MS) return local;
+  const signedPreKey = await generateSignedPreKey(provider, local.identity, nextId(local.signedPreKeyId), now);
+  // Last-resort ids live above the one-time ids' range start, in their own sequence: 1, 2, … like signed prekeys.
+  const lastResort = await generateKyberPreKey(provider, local.identity, MAX_KEY_ID - local.lastResortId, now, { lastResort: true, type: KemType.Kyber1024 });
+  const updated = { ...local, signedPreKeyId: signedPreKey.id, signedPreKeyAt: now, lastResortId: local.lastResortId + 1 };
+  const tx = new Transaction(store);
+  storeSignedPreKey(tx, signedPreKey);
+  storeKyberPreKey(tx, lastResort);
+  saveLocal(tx, updated);
+  await tx.commit();
+  await api.uploadKeys({ signedPreKey, kyberLastResortKey: lastResort });
+  return updated;
+}

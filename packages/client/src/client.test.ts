@@ -1,0 +1,188 @@
+/**
+ * The SDK end to end: real clients (SQLite profiles) and a real server
+ * process over real HTTP and WebSockets. Each test tells a story a user could
+ * live through and checks what every device shows.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { isClientError, ParleyClient } from '@parley/client';
+
+import { eventually, Profile, texts, waitFor } from '../../../testing/clients.js';
+import { freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../testing/server.js';
+
+let storage: Storage;
+let server: ServerProcess;
+const profiles: Profile[] = [];
+const clients: ParleyClient[] = [];
+
+const unique = (name: string) => `${name}_${Math.random().toString(36).slice(2, 8)}`;
+
+async function person(name: string): Promise<{ client: ParleyClient; profile: Profile }> {
+  const profile = new Profile();
+  profiles.push(profile);
+  const client = await profile.create(server.url, unique(name));
+  clients.push(client);
+  client.connect();
+  await waitFor(client, 'connection', (c) => c.state === 'online', 'connection');
+  return { client, profile };
+}
+
+beforeAll(async () => {
+  storage = await freshStorage('sqlite');
+  server = await spawnServer(storage);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await server.stop();
+  await storage.drop();
+  for (const p of profiles) p.remove();
+});
+
+describe('two people, one device each', () => {
+  it('a text arrives once, and its delivery and read receipts come back', async () => {
+    const { client: alice } = await person('alice');
+    const { client: bob } = await person('bob');
+    const arrived = waitFor(bob, 'message', (m) => m.body === 'hello bob');
+    const delivered = waitFor(alice, 'status', (m) => m.status === 'delivered');
+    const sent = await alice.sendText(bob.username, 'hello bob');
+    expect(sent.status).toBe('sent');
+    const received = await arrived;
+    expect(received).toMatchObject({ conversation: alice.username, author: alice.username, direction: 'incoming', kind: 'text' });
+    await delivered;
+    const read = waitFor(alice, 'status', (m) => m.status === 'read');
+    expect(await bob.markRead(alice.username)).toBe(1);
+    await read;
+    expect(await texts(bob, alice.username)).toEqual(['hello bob']);
+    expect(await texts(alice, bob.username)).toEqual(['hello bob']);
+    expect((await alice.conversation(bob.username))[0]!.status).toBe('read');
+  });
+
+  it('a device offline drains its mailbox in order when it comes back, from its stored profile', async () => {
+    const { client: alice } = await person('alice');
+    const bobParts = await person('bob');
+    await bobParts.client.close();
+    for (const text of ['one', 'two', 'three']) await alice.sendText(bobParts.client.username, text);
+    const bob = await bobParts.profile.open();
+    clients.push(bob);
+    expect(await bob.sync()).toBeGreaterThanOrEqual(3);
+    expect(await texts(bob, alice.username)).toEqual(['one', 'two', 'three']);
+  });
+
+  it('a changed identity key puts a warning in the conversation and blocks sending to a verified contact', async () => {
+    const { client: alice } = await person('alice');
+    const { client: bob, profile: bobProfile } = await person('bob');
+    await alice.sendText(bob.username, 'hi');
+    await alice.verify(bob.username, (await bob.safetyNumber(alice.username)).digits);
+    expect((await alice.safetyNumber(bob.username)).verified).toBe(true);
+
+    // Bob's identity is replaced server-side: simulate with a new account under a key the server swapped in.
+    // The server cannot forge Bob's device list signature, so the only swap it can make is the whole
+    // account (new key, new list): exactly what a re-registration after a lost phone looks like.
+    await bob.close();
+    bobProfile.remove();
+    await swapIdentity(bob.username);
+
+    const warned = waitFor(alice, 'identityChange', (c) => c.username === bob.username);
+    await expect(alice.refreshContact(bob.username)).resolves.toBeUndefined();
+    expect(await warned).toEqual({ username: bob.username, wasVerified: true });
+    const conversation = await texts(alice, bob.username);
+    expect(conversation.at(-1)).toMatch(/^!.*safety number changed.*sending is paused/);
+    const refused = await alice.sendText(bob.username, 'are you still you?').catch((error: unknown) => error);
+    expect(isClientError(refused, 'IDENTITY_CHANGED')).toBe(true);
+    await alice.verify(bob.username);
+    expect((await alice.safetyNumber(bob.username)).verified).toBe(true);
+  });
+});
+
+/** A person with two devices: the first creates the account, the second links through the first's link code. */
+async function twoDevices(name: string): Promise<[ParleyClient, ParleyClient]> {
+  const { client: first } = await person(name);
+  const second = await linkTo(first);
+  return [first, second];
+}
+
+async function linkTo(existing: ParleyClient): Promise<ParleyClient> {
+  const pending = await existing.startLink();
+  const profile = new Profile();
+  profiles.push(profile);
+  const linked = await ParleyClient.link(profile.platform(), pending.code);
+  clients.push(linked);
+  expect(await pending.done).toEqual({ deviceId: linked.deviceId });
+  linked.connect();
+  await waitFor(linked, 'connection', (c) => c.state === 'online', 'connection');
+  return linked;
+}
+
+describe('two people, two devices each', () => {
+  it('messages reach every device of both people, with sync transcripts; a linked device gets history; an unlinked one gets nothing', async () => {
+    const [alice1, alice2] = await twoDevices('alice');
+    const [bob1, bob2] = await twoDevices('bob');
+    const [alice, bob] = [alice1.username, bob1.username];
+    expect(alice2.username).toBe(alice);
+    expect((await alice1.devices()).map((d) => d.deviceId)).toEqual([1, 2]);
+
+    await alice1.sendText(bob, 'hi bob');
+    await bob2.sendText(alice, 'hi alice, from my laptop');
+    for (const device of [alice1, alice2]) {
+      await eventually(`${alice}.${device.deviceId} shows both messages`, async () => (await texts(device, bob)).length === 2);
+      expect(await texts(device, bob)).toEqual(['hi bob', 'hi alice, from my laptop']);
+    }
+    for (const device of [bob1, bob2]) {
+      await eventually(`${bob}.${device.deviceId} shows both messages`, async () => (await texts(device, alice)).length === 2);
+      expect(await texts(device, alice)).toEqual(['hi bob', 'hi alice, from my laptop']);
+    }
+    expect((await alice2.conversation(bob))[0]).toMatchObject({ direction: 'outgoing', author: alice, authorDevice: 1 });
+
+    // A third device, linked mid-conversation, has the history and what follows.
+    const alice3 = await linkTo(alice1);
+    expect(await texts(alice3, bob)).toEqual(['hi bob', 'hi alice, from my laptop']);
+    await bob1.sendText(alice, 'welcome, new device');
+    await eventually('alice.3 gets the new message', async () => (await texts(alice3, bob)).includes('welcome, new device'));
+
+    // Unlinking device 2: it is told so, and gets nothing after.
+    const closed = waitFor(alice2, 'connection', (c) => c.state === 'closed', 'closed connection');
+    await alice1.unlinkDevice(alice2.deviceId);
+    await closed;
+    expect((await alice1.devices()).map((d) => d.deviceId)).toEqual([1, 3]);
+    await bob2.sendText(alice, 'after the unlink');
+    for (const device of [alice1, alice3]) {
+      await eventually(`${alice}.${device.deviceId} gets the message`, async () => (await texts(device, bob)).includes('after the unlink'));
+    }
+    expect(await texts(alice2, bob)).not.toContain('after the unlink');
+    expect(await alice1.undecryptableCount()).toBe(0);
+  });
+
+  it('the server killed and restarted mid-conversation loses nothing and shows nothing twice', async () => {
+    const [alice1, alice2] = await twoDevices('alice');
+    const [bob1, bob2] = await twoDevices('bob');
+    const sent = Array.from({ length: 12 }, (_, i) => `message ${i + 1}`);
+    const sending = (async () => {
+      for (const text of sent) await alice1.sendText(bob1.username, text);
+    })();
+    await eventually('some messages arrive before the kill', async () => (await texts(bob1, alice1.username)).length >= 3);
+    await server.kill();
+    server = await spawnServer(storage, ['--port', new URL(server.url).port]);
+    await sending;
+    for (const device of [bob1, bob2, alice2]) {
+      await eventually(`${device.username}.${device.deviceId} has all ${sent.length}`, async () => (await texts(device, device === alice2 ? bob1.username : alice1.username)).length >= sent.length);
+      expect(await texts(device, device === alice2 ? bob1.username : alice1.username)).toEqual(sent);
+    }
+  });
+});
+
+/** Stands in for a server that swaps an account's identity key: re-registers the username under a new key. */
+async function swapIdentity(username: string): Promise<void> {
+  const { default: SQLite } = await import('better-sqlite3');
+  const dataDir = storage.args[1]!;
+  await server.stop();
+  const db = new SQLite(`${dataDir}/parley.sqlite`);
+  const row = db.prepare('select id from accounts where username = ?').get(username) as { id: number };
+  db.prepare('delete from accounts where id = ?').run(row.id);
+  db.close();
+  server = await spawnServer(storage, ['--port', new URL(server.url).port]); // the clients know this address
+  const impostor = new Profile();
+  profiles.push(impostor);
+  const client = await impostor.create(server.url, username);
+  await client.close();
+}

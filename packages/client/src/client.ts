@@ -1,0 +1,435 @@
+/**
+ * `ParleyClient`: one device of one account, the object an app holds. It
+ * creates or opens the device's profile, keeps a connection to the server,
+ * processes the mailbox in order, and offers what a messenger UI needs:
+ * conversations, sending, receipts and typing, safety numbers and
+ * verification, devices, and typed events to bind to.
+ *
+ * It runs unchanged in Node and browsers; the platform comes in as a
+ * `Platform` (node/index.ts builds the Node one).
+ */
+import type { CryptoProvider } from '@parley/crypto';
+import { createFingerprint, utf8, verifyDeviceList, type Envelope } from '@parley/protocol';
+
+import { createAccount, refillPreKeys, rotateSignedPreKeys } from './account.js';
+import { ServerApi } from './api.js';
+import { fromBase64 } from './base64.js';
+import { encodeContent, type Content } from './content.js';
+import { refreshContact } from './contacts.js';
+import type { ClientEvents, Context } from './context.js';
+import { ClientError } from './errors.js';
+import { Events } from './events.js';
+import { joinAccount, offerLink, removeDevice, type HistoryWindow, type PendingLink } from './devices.js';
+import { loadContact, saveContact } from './protocolStores.js';
+import { receive } from './receiver.js';
+import { send } from './sender.js';
+import { Transaction, type KeyValueStore } from './store/kv.js';
+import { decodeLocalDevice, json, messageKey, parse, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
+import { DEFAULT_BACKOFF, Transport, type BackoffOptions, type ConnectionState, type WebSocketFactory } from './transport.js';
+
+/** What differs between Node and browsers. */
+export interface Platform {
+  readonly provider: CryptoProvider;
+  readonly store: KeyValueStore;
+  readonly webSocket: WebSocketFactory;
+  /** The clock; injectable for tests. */
+  readonly now?: () => number;
+  readonly backoff?: BackoffOptions;
+}
+
+/** A contact's safety number, to compare in person or by scanning. */
+export interface SafetyNumber {
+  /** 60 digits, the same on both sides; shown in groups of five. */
+  readonly digits: string;
+  /** The bytes of the QR code this side shows. */
+  readonly scannable: Uint8Array;
+  readonly verified: boolean;
+}
+
+/** Conversations are listed newest first, at most this many messages each unless asked. */
+const DEFAULT_HISTORY = 50;
+
+export class ParleyClient {
+  readonly events = new Events<ClientEvents>();
+  readonly #ctx: Context;
+  readonly #webSocket: WebSocketFactory;
+  #queue: Promise<unknown> = Promise.resolve();
+  #inbox: Envelope[] = [];
+  #processing = false;
+  #drainedCount = 0;
+  #closed = false;
+
+  private constructor(platform: Platform, api: ServerApi, local: LocalDevice) {
+    const now = platform.now ?? Date.now;
+    this.#webSocket = platform.webSocket;
+    const transport = new Transport(
+      api,
+      platform.webSocket,
+      {
+        envelope: (envelope) => {
+          this.#inbox.push(envelope);
+          void this.#processInbox();
+        },
+        drained: () => {
+          void this.#afterDrain();
+        },
+        state: (state, detail) => {
+          this.events.emit('connection', { state, detail });
+        },
+      },
+      platform.backoff ?? DEFAULT_BACKOFF,
+    );
+    this.#ctx = {
+      provider: platform.provider,
+      api,
+      store: platform.store,
+      transport,
+      events: this.events,
+      now,
+      local,
+      exclusive: (task) => {
+        const result = this.#queue.then(task, task);
+        this.#queue = result.catch(() => undefined);
+        return result;
+      },
+    };
+  }
+
+  /**
+   * Creates an account named `username` on the server at `serverUrl`, with
+   * this device as its first, and stores it in the platform's store.
+   * @throws ClientError `ACCOUNT_EXISTS` if the store holds an account already, `INVALID_ARGUMENT`, `SERVER` (USERNAME_TAKEN…), `NETWORK`.
+   */
+  static async create(platform: Platform, serverUrl: string, username: string): Promise<ParleyClient> {
+    if ((await platform.store.get('local', 'device')) !== undefined) {
+      throw new ClientError('ACCOUNT_EXISTS', 'this profile already holds an account');
+    }
+    const api = new ServerApi(serverUrl, platform.provider, platform.now);
+    const local = await createAccount(platform.provider, api, platform.store, username, (platform.now ?? Date.now)());
+    api.signInAs(local);
+    const client = new ParleyClient(platform, api, local);
+    await client.#maintainKeys();
+    return client;
+  }
+
+  /** Opens the account in the platform's store. @throws ClientError `NO_ACCOUNT`. */
+  static async open(platform: Platform): Promise<ParleyClient> {
+    const bytes = await platform.store.get('local', 'device');
+    if (bytes === undefined) throw new ClientError('NO_ACCOUNT', 'this profile holds no account yet');
+    const local = decodeLocalDevice(bytes);
+    const api = new ServerApi(local.serverUrl, platform.provider, platform.now);
+    api.signInAs(local);
+    return new ParleyClient(platform, api, local);
+  }
+
+  /**
+   * Links a new device to the account of the device that shows `code`: the
+   * identity key, the account's device list, contacts with their trust and a
+   * window of message history arrive end to end encrypted; this device then
+   * signs itself into the device list and registers. Resolves with the new
+   * device's client, its store filled.
+   * @throws ClientError `INVALID_ARGUMENT` (not a link code), `ACCOUNT_EXISTS`, `NETWORK`, `BAD_RESPONSE`, `SERVER`.
+   */
+  static async link(platform: Platform, linkCode: string): Promise<ParleyClient> {
+    if ((await platform.store.get('local', 'device')) !== undefined) {
+      throw new ClientError('ACCOUNT_EXISTS', 'this profile already holds an account');
+    }
+    const { api, local } = await joinAccount(platform, linkCode);
+    const client = new ParleyClient(platform, api, local);
+    await client.#maintainKeys();
+    return client;
+  }
+
+  /**
+   * Starts linking a new device to this account: returns the link code to
+   * show it, and resolves `done` once the new device has joined (with recent
+   * history, within `window`).
+   * @throws ClientError `NETWORK` if the relay cannot be reached.
+   */
+  async startLink(window: HistoryWindow = {}): Promise<PendingLink> {
+    return offerLink(this.#ctx, this.#webSocket, window, async () => {
+      await this.devices(); // the new list, verified, and the `devices` event
+    });
+  }
+
+  /**
+   * Removes a device from the account: this device signs the device list
+   * without it, and the server deletes the device, its keys and its mailbox;
+   * it receives nothing more. A device may unlink itself.
+   * @throws ClientError `INVALID_ARGUMENT` for a device the account does not have, or its only device.
+   */
+  async unlinkDevice(deviceId: number): Promise<void> {
+    await removeDevice(this.#ctx, deviceId);
+    if (deviceId !== this.deviceId) await this.devices();
+  }
+
+  get username(): string {
+    return this.#ctx.local.username;
+  }
+
+  get deviceId(): number {
+    return this.#ctx.local.deviceId;
+  }
+
+  get serverUrl(): string {
+    return this.#ctx.api.baseUrl;
+  }
+
+  get connectionState(): ConnectionState {
+    return this.#ctx.transport.state;
+  }
+
+  /** Connects to the server (and stays connected, reconnecting as needed, until `close`). */
+  connect(): void {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client was closed');
+    this.#ctx.transport.start();
+  }
+
+  /** Resolves once connected and the mailbox is drained. */
+  async sync(): Promise<number> {
+    const drained = new Promise<number>((resolve) => {
+      const off = this.events.on('drained', ({ count }) => {
+        off();
+        resolve(count);
+      });
+    });
+    this.connect();
+    return drained;
+  }
+
+  /** Disconnects, waits for work in progress, and closes the store. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ctx.transport.stop();
+    await this.#queue;
+    await this.#ctx.store.close();
+  }
+
+  /**
+   * Sends a text to `username`'s devices, and a transcript to this account's
+   * other devices. Resolves with the stored message once the server has it.
+   * @throws ClientError `IDENTITY_CHANGED` (verify again first), `UNKNOWN_USER`, `SEND_REFUSED`, `INVALID_ARGUMENT`.
+   */
+  async sendText(username: string, text: string): Promise<StoredMessage> {
+    if (text.length === 0) throw new ClientError('INVALID_ARGUMENT', 'a message needs some text');
+    const to = username.toLowerCase();
+    const sentAt = this.#ctx.now();
+    const content: Content = { kind: 'text', sentAt, body: text };
+    const local = this.#ctx.local;
+    const message: StoredMessage = {
+      conversation: to,
+      direction: 'outgoing',
+      author: local.username,
+      authorDevice: local.deviceId,
+      sentAt,
+      storedAt: sentAt,
+      kind: 'text',
+      body: text,
+      status: 'sending',
+    };
+    await this.#put(message);
+    this.events.emit('message', message);
+    const recipients = [{ username: to, plaintext: encodeContent(content) }];
+    if (to !== local.username) recipients.push({ username: local.username, plaintext: encodeContent({ kind: 'sync', sentAt, destination: to, message: content }) });
+    await send(this.#ctx, recipients);
+    return this.#advance(message, 'sent');
+  }
+
+  /** Tells `username` that their messages up to now have been read, and marks them read here. */
+  async markRead(username: string): Promise<number> {
+    const unread = (await this.conversation(username, Number.MAX_SAFE_INTEGER)).filter((m) => m.direction === 'incoming' && m.kind === 'text' && m.status === 'received');
+    if (unread.length === 0) return 0;
+    for (const m of unread) await this.#put({ ...m, status: 'read' });
+    await this.#sendContent(username, { kind: 'receipt', sentAt: this.#ctx.now(), receipt: 'read', messages: unread.map((m) => m.sentAt) });
+    return unread.length;
+  }
+
+  /** Tells `username` that this user started or stopped typing (not stored by anyone). */
+  async setTyping(username: string, typing: boolean): Promise<void> {
+    await this.#sendContent(username, { kind: 'typing', sentAt: this.#ctx.now(), typing: typing ? 'started' : 'stopped' });
+  }
+
+  /** The last `limit` messages with `username`, oldest first. */
+  async conversation(username: string, limit = DEFAULT_HISTORY): Promise<StoredMessage[]> {
+    const entries = await this.#ctx.store.list('message', `${username.toLowerCase()}/`, { limit, reverse: true });
+    return entries.map(([, bytes]) => parse<StoredMessage>(bytes)).reverse();
+  }
+
+  /** Every conversation, with its last message, newest first. */
+  async conversations(): Promise<{ username: string; last: StoredMessage }[]> {
+    const last = new Map<string, StoredMessage>();
+    for (const [, bytes] of await this.#ctx.store.list('message', '')) {
+      const m = parse<StoredMessage>(bytes);
+      const previous = last.get(m.conversation);
+      if (previous === undefined || previous.sentAt <= m.sentAt) last.set(m.conversation, m);
+    }
+    return [...last].map(([username, m]) => ({ username, last: m })).sort((a, b) => b.last.sentAt - a.last.sentAt);
+  }
+
+  /** The safety number with `username` (fetching their identity key if it is not known yet). */
+  async safetyNumber(username: string): Promise<SafetyNumber> {
+    const contact = await this.#contact(username);
+    const local = this.#ctx.local;
+    const fingerprint = await createFingerprint(
+      this.#ctx.provider,
+      { id: utf8(local.username), identityKey: local.identity.publicKey },
+      { id: utf8(contact.username), identityKey: fromBase64(contact.identityKey) },
+    );
+    return { digits: fingerprint.displayable, scannable: fingerprint.scannable, verified: contact.verified };
+  }
+
+  /**
+   * Marks `username` verified, after the user compared safety numbers, and
+   * lifts a block on sending after a key change. Pass the digits shown (or
+   * scanned) to have them checked against the current key first.
+   * @throws ClientError `INVALID_ARGUMENT` if the digits given are not the current safety number.
+   */
+  async verify(username: string, digits?: string): Promise<void> {
+    const current = await this.safetyNumber(username);
+    if (digits !== undefined && digits.replace(/\s+/g, '') !== current.digits) {
+      throw new ClientError('INVALID_ARGUMENT', `that is not the safety number with ${username}; it may have changed`);
+    }
+    await this.#setTrust(username, true);
+  }
+
+  /** Clears the verified mark of `username`. */
+  async unverify(username: string): Promise<void> {
+    await this.#setTrust(username, false);
+  }
+
+  /** The devices of this account, from its verified device list. */
+  async devices(): Promise<{ deviceId: number; registrationId: number; current: boolean }[]> {
+    const contact = await this.#ctx.exclusive(async () => {
+      const tx = new Transaction(this.#ctx.store);
+      const after: (() => void)[] = [];
+      const fresh = await refreshContact(this.#ctx, tx, this.#ctx.local.username, after);
+      await tx.commit();
+      for (const emit of after) emit();
+      return fresh;
+    });
+    return contact.devices.map((d) => ({ ...d, current: d.deviceId === this.#ctx.local.deviceId }));
+  }
+
+  /**
+   * Fetches `username`'s identity key and device list again and checks them.
+   * A new key is reported (an `identityChange` event and a notice in the
+   * conversation); apps call this when a conversation opens.
+   * @throws ClientError `UNKNOWN_USER`, `INVALID_DEVICE_LIST`, `NETWORK`.
+   */
+  async refreshContact(username: string): Promise<void> {
+    await this.#ctx.exclusive(async () => {
+      const tx = new Transaction(this.#ctx.store);
+      const after: (() => void)[] = [];
+      await refreshContact(this.#ctx, tx, username.toLowerCase(), after);
+      await tx.commit();
+      for (const emit of after) emit();
+    });
+  }
+
+  /** Envelopes that could not be decrypted, kept for recovery. */
+  async undecryptableCount(): Promise<number> {
+    return (await this.#ctx.store.list('undecryptable', '')).length;
+  }
+
+  /** Checks the server's copy of this account's device list against the identity key. @throws ClientError `INVALID_DEVICE_LIST`. */
+  async checkOwnDeviceList(): Promise<number> {
+    const answer = await this.#ctx.api.account(this.username);
+    const list = await verifyDeviceList(this.#ctx.provider, this.#ctx.local.identity.publicKey, answer.deviceList);
+    return list.version;
+  }
+
+  async #contact(username: string): Promise<Contact> {
+    const name = username.toLowerCase();
+    const known = await loadContact(new Transaction(this.#ctx.store), name);
+    if (known !== undefined) return known;
+    return this.#ctx.exclusive(async () => {
+      const tx = new Transaction(this.#ctx.store);
+      const after: (() => void)[] = [];
+      const contact = await refreshContact(this.#ctx, tx, name, after);
+      await tx.commit();
+      for (const emit of after) emit();
+      return contact;
+    });
+  }
+
+  async #setTrust(username: string, verified: boolean): Promise<void> {
+    await this.#contact(username);
+    await this.#ctx.exclusive(async () => {
+      const tx = new Transaction(this.#ctx.store);
+      const contact = await loadContact(tx, username.toLowerCase());
+      if (contact === undefined) return;
+      saveContact(tx, { ...contact, verified, blocked: false });
+      await tx.commit();
+    });
+  }
+
+  async #sendContent(username: string, content: Content): Promise<void> {
+    await send(this.#ctx, [{ username: username.toLowerCase(), plaintext: encodeContent(content) }]);
+  }
+
+  async #put(message: StoredMessage): Promise<void> {
+    await this.#ctx.store.write([{ ns: 'message', key: messageKey(message), value: json(message) }]);
+  }
+
+  async #advance(message: StoredMessage, status: StoredMessage['status']): Promise<StoredMessage> {
+    const stored = await this.#ctx.store.get('message', messageKey(message));
+    const current = stored === undefined ? message : parse<StoredMessage>(stored);
+    if (current.status !== 'sending') return current; // a receipt got here first
+    const updated = { ...current, status };
+    await this.#put(updated);
+    this.events.emit('status', updated);
+    return updated;
+  }
+
+  /** Processes queued envelopes one at a time, in order, acknowledging each once stored. */
+  async #processInbox(): Promise<void> {
+    if (this.#processing) return;
+    this.#processing = true;
+    try {
+      while (this.#inbox.length > 0 && !this.#closed) {
+        const envelope = this.#inbox[0]!;
+        let result;
+        try {
+          result = await this.#ctx.exclusive(() => receive(this.#ctx, envelope));
+        } catch (error) {
+          // Storage or network trouble: the envelope stays unacknowledged and comes again after reconnecting.
+          this.events.emit('warning', { message: `could not process an envelope from ${envelope.source}; it will be retried`, cause: error });
+          this.#inbox = [];
+          return;
+        }
+        this.#inbox.shift();
+        this.#ctx.transport.ack([envelope.id]);
+        this.#drainedCount++;
+        for (const emit of result.events) emit();
+        const receipt = result.receipt;
+        if (receipt !== undefined) {
+          void this.#sendContent(receipt.to, { kind: 'receipt', sentAt: this.#ctx.now(), receipt: 'delivery', messages: [receipt.sentAt] }).catch((error: unknown) => {
+            this.events.emit('warning', { message: `could not send a delivery receipt to ${receipt.to}`, cause: error });
+          });
+        }
+      }
+    } finally {
+      this.#processing = false;
+    }
+  }
+
+  async #afterDrain(): Promise<void> {
+    while (this.#processing || this.#inbox.length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const count = this.#drainedCount;
+    this.#drainedCount = 0;
+    this.events.emit('drained', { count });
+    await this.#maintainKeys().catch((error: unknown) => {
+      this.events.emit('warning', { message: 'could not refill or rotate prekeys', cause: error });
+    });
+  }
+
+  async #maintainKeys(): Promise<void> {
+    const { provider, api, store } = this.#ctx;
+    let local = await refillPreKeys(provider, api, store, this.#ctx.local, this.#ctx.now());
+    local = await rotateSignedPreKeys(provider, api, store, local, this.#ctx.now());
+    this.#ctx.local = local;
+  }
+}
+
+export type { Contact, StoredMessage };

@@ -1,0 +1,73 @@
+/**
+ * Real Parley clients for end-to-end tests: each device has its own SQLite
+ * profile in a temporary folder and talks to a real server process over real
+ * HTTP and WebSockets. Helpers wait for what a test expects to happen, with a
+ * deadline, so a test fails with a message instead of hanging.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { ParleyClient, type ClientEvents, type StoredMessage } from '@parley/client';
+import { nodePlatform } from '@parley/client/node';
+
+/** Reconnect quickly in tests: a restarted server is back within a second. */
+const BACKOFF = { initialMs: 50, maxMs: 500 };
+/** What a test waits for happens within this long, or the test fails. */
+export const WAIT_MS = 20_000;
+
+/** One device's profile folder; it outlives the client, so a test can reopen it (or copy it, as a snapshot). */
+export class Profile {
+  readonly dir = mkdtempSync(join(tmpdir(), 'parley-client-'));
+
+  platform() {
+    return nodePlatform(this.dir, { backoff: BACKOFF });
+  }
+
+  async create(serverUrl: string, username: string): Promise<ParleyClient> {
+    return ParleyClient.create(this.platform(), serverUrl, username);
+  }
+
+  async open(): Promise<ParleyClient> {
+    return ParleyClient.open(this.platform());
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Resolves with the first event of `name` that `match` accepts, or rejects after WAIT_MS. */
+export function waitFor<K extends keyof ClientEvents>(
+  client: ParleyClient,
+  name: K,
+  match: (value: ClientEvents[K]) => boolean = () => true,
+  what = String(name),
+): Promise<ClientEvents[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`${client.username}.${client.deviceId}: no ${what} within ${WAIT_MS} ms`));
+    }, WAIT_MS);
+    const off = client.events.on(name, (value) => {
+      if (!match(value)) return;
+      clearTimeout(timer);
+      off();
+      resolve(value);
+    });
+  });
+}
+
+/** Polls `check` until it holds, or fails after WAIT_MS saying what was awaited. */
+export async function eventually(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${WAIT_MS} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** The texts of a conversation, oldest first (notices included, prefixed with "!"). */
+export async function texts(client: ParleyClient, peer: string): Promise<string[]> {
+  return (await client.conversation(peer, 1000)).map((m: StoredMessage) => (m.kind === 'notice' ? `!${m.body}` : m.body));
+}
