@@ -3,6 +3,9 @@
  * process over real HTTP and WebSockets. Each test tells a story a user could
  * live through and checks what every device shows.
  */
+import { cpSync, rmSync } from 'node:fs';
+
+import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isClientError, ParleyClient } from '@parley/client';
@@ -95,6 +98,88 @@ describe('two people, one device each', () => {
   });
 });
 
+describe('recovering from lost state', () => {
+  it('a device restored from an old snapshot recovers through decryption-error and resend, ending with nothing undecryptable', async () => {
+    const { client: alice } = await person('alice');
+    const bobParts = await person('bob');
+    let bob = bobParts.client;
+    const [a, b] = [alice.username, bob.username];
+    await alice.sendText(b, 'one');
+    await eventually('bob has one', async () => (await texts(bob, a)).includes('one'));
+    await bob.sendText(a, 'two');
+    await eventually('alice has two', async () => (await texts(alice, b)).includes('two'));
+
+    await bob.close();
+    const snapshot = `${bobParts.profile.dir}.snapshot`;
+    cpSync(bobParts.profile.dir, snapshot, { recursive: true });
+
+    bob = await bobParts.profile.open();
+    clients.push(bob);
+    await bob.sync();
+    // Both ratchets turn past the snapshot.
+    await bob.sendText(a, 'three');
+    await eventually('alice has three', async () => (await texts(alice, b)).includes('three'));
+    await alice.sendText(b, 'four');
+    await eventually('bob has four', async () => (await texts(bob, a)).includes('four'));
+    await bob.close();
+
+    rmSync(bobParts.profile.dir, { recursive: true });
+    cpSync(snapshot, bobParts.profile.dir, { recursive: true });
+    rmSync(snapshot, { recursive: true });
+    bob = await bobParts.profile.open();
+    clients.push(bob);
+    await bob.sync();
+
+    const failure = waitFor(bob, 'warning', (w) => w.message.includes('could not be decrypted'), 'decryption failure');
+    await alice.sendText(b, 'after the restore');
+    await failure;
+    await eventually('the resent message arrives', async () => (await texts(bob, a)).includes('after the restore'));
+    await eventually('nothing stays undecryptable', async () => (await bob.undecryptableCount(0)) === 0);
+    expect((await texts(bob, a)).filter((t) => t === 'after the restore')).toHaveLength(1);
+
+    // And the conversation goes on both ways in the new sessions.
+    await bob.sendText(a, 'back in business');
+    await eventually('alice has it', async () => (await texts(alice, b)).includes('back in business'));
+    expect(await alice.undecryptableCount(0)).toBe(0);
+  });
+});
+
+describe('a server that lies', () => {
+  it('slips a ghost device into an account: it is never encrypted to, and the send stops with the reason', async () => {
+    const { client: alice } = await person('alice');
+    const { client: bob } = await person('bob');
+    await alice.sendText(bob.username, 'before');
+    await eventually('bob has the first message', async () => (await texts(bob, alice.username)).includes('before'));
+
+    await editServerDatabase((db) => {
+      const { id } = db.prepare('select id from accounts where username = ?').get(bob.username) as { id: number };
+      const { auth_key } = db.prepare('select auth_key from devices where account_id = ?').get(id) as { auth_key: Buffer };
+      db.prepare('insert into devices (account_id, device_id, registration_id, auth_key) values (?, 7, 4242, ?)').run(id, auth_key);
+    });
+
+    const refused = await alice.sendText(bob.username, 'for bob only').catch((error: unknown) => error);
+    expect(isClientError(refused, 'INVALID_DEVICE_LIST')).toBe(true);
+    expect((refused as Error).message).toMatch(/device 7, which .* signed device list does not hold; nothing was sent/);
+    await editServerDatabase((db) => {
+      const copies = db.prepare('select count(*) as n from envelopes where device_id = 7').get() as { n: number };
+      expect(copies.n).toBe(0);
+    });
+    expect(await texts(bob, alice.username)).toEqual(['before']);
+  });
+});
+
+/** Runs `edit` on the stopped server's SQLite file, then restarts the server on the same address. */
+async function editServerDatabase(edit: (db: SQLite.Database) => void): Promise<void> {
+  await server.stop();
+  const db = new SQLite(`${storage.args[1]!}/parley.sqlite`);
+  try {
+    edit(db);
+  } finally {
+    db.close();
+  }
+  server = await spawnServer(storage, ['--port', new URL(server.url).port]); // the clients know this address
+}
+
 /** A person with two devices: the first creates the account, the second links through the first's link code. */
 async function twoDevices(name: string): Promise<[ParleyClient, ParleyClient]> {
   const { client: first } = await person(name);
@@ -173,14 +258,9 @@ describe('two people, two devices each', () => {
 
 /** Stands in for a server that swaps an account's identity key: re-registers the username under a new key. */
 async function swapIdentity(username: string): Promise<void> {
-  const { default: SQLite } = await import('better-sqlite3');
-  const dataDir = storage.args[1]!;
-  await server.stop();
-  const db = new SQLite(`${dataDir}/parley.sqlite`);
-  const row = db.prepare('select id from accounts where username = ?').get(username) as { id: number };
-  db.prepare('delete from accounts where id = ?').run(row.id);
-  db.close();
-  server = await spawnServer(storage, ['--port', new URL(server.url).port]); // the clients know this address
+  await editServerDatabase((db) => {
+    db.prepare('delete from accounts where username = ?').run(username);
+  });
   const impostor = new Profile();
   profiles.push(impostor);
   const client = await impostor.create(server.url, username);

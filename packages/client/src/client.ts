@@ -22,6 +22,7 @@ import { Events } from './events.js';
 import { joinAccount, offerLink, removeDevice, type HistoryWindow, type PendingLink } from './devices.js';
 import { loadContact, saveContact } from './protocolStores.js';
 import { receive } from './receiver.js';
+import { answerResendRequests, countUndecryptable, pruneSent, recordSent, requestResend, UNDECRYPTABLE_GRACE_MS } from './recovery.js';
 import { send } from './sender.js';
 import { Transaction, type KeyValueStore } from './store/kv.js';
 import { decodeLocalDevice, json, messageKey, parse, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
@@ -230,9 +231,14 @@ export class ParleyClient {
     };
     await this.#put(message);
     this.events.emit('message', message);
+    const sync: Content = { kind: 'sync', sentAt, destination: to, message: content };
     const recipients = [{ username: to, plaintext: encodeContent(content) }];
-    if (to !== local.username) recipients.push({ username: local.username, plaintext: encodeContent({ kind: 'sync', sentAt, destination: to, message: content }) });
-    await send(this.#ctx, recipients);
+    if (to !== local.username) recipients.push({ username: local.username, plaintext: encodeContent(sync) });
+    const storedAt = await send(this.#ctx, recipients);
+    const tx = new Transaction(this.#ctx.store);
+    recordSent(tx, storedAt, to, content);
+    if (to !== local.username) recordSent(tx, storedAt, local.username, sync);
+    await tx.commit();
     return this.#advance(message, 'sent');
   }
 
@@ -327,9 +333,12 @@ export class ParleyClient {
     });
   }
 
-  /** Envelopes that could not be decrypted, kept for recovery. */
-  async undecryptableCount(): Promise<number> {
-    return (await this.#ctx.store.list('undecryptable', '')).length;
+  /**
+   * Messages that could not be decrypted and were not recovered (resent by
+   * their sender) within `graceMs`. Zero when all is well.
+   */
+  async undecryptableCount(graceMs = UNDECRYPTABLE_GRACE_MS): Promise<number> {
+    return countUndecryptable(this.#ctx, graceMs);
   }
 
   /** Checks the server's copy of this account's device list against the identity key. @throws ClientError `INVALID_DEVICE_LIST`. */
@@ -402,7 +411,17 @@ export class ParleyClient {
         this.#ctx.transport.ack([envelope.id]);
         this.#drainedCount++;
         for (const emit of result.events) emit();
-        const receipt = result.receipt;
+        const { failed, receipt } = result;
+        if (failed !== undefined) {
+          void requestResend(this.#ctx, failed).catch((error: unknown) => {
+            this.events.emit('warning', { message: `could not ask ${failed.from} to resend a message`, cause: error });
+          });
+        }
+        if (result.resendRequested === true) {
+          void answerResendRequests(this.#ctx).catch((error: unknown) => {
+            this.events.emit('warning', { message: 'could not resend a message after a decryption error', cause: error });
+          });
+        }
         if (receipt !== undefined) {
           void this.#sendContent(receipt.to, { kind: 'receipt', sentAt: this.#ctx.now(), receipt: 'delivery', messages: [receipt.sentAt] }).catch((error: unknown) => {
             this.events.emit('warning', { message: `could not send a delivery receipt to ${receipt.to}`, cause: error });
@@ -426,6 +445,7 @@ export class ParleyClient {
 
   async #maintainKeys(): Promise<void> {
     const { provider, api, store } = this.#ctx;
+    await pruneSent(this.#ctx);
     let local = await refillPreKeys(provider, api, store, this.#ctx.local, this.#ctx.now());
     local = await rotateSignedPreKeys(provider, api, store, local, this.#ctx.now());
     this.#ctx.local = local;

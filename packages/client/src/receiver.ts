@@ -2,9 +2,14 @@
  * Receiving: each envelope is decrypted in a transaction that also holds the
  * message it carries and the envelope's id, committed together; only then is
  * the envelope acknowledged. A redelivered envelope is recognized by its id
- * and a resent message by its author and time, so nothing shows twice. A
- * failed decryption changes no session; the envelope is recorded as
- * undecryptable.
+ * and a resent message by its author and time, so nothing shows twice.
+ *
+ * A failed decryption changes no session. The envelope is recorded as
+ * undecryptable and its sender is asked, with a decryption-error message in a
+ * fresh session, to resend it (recovery.ts); the record goes once the resent
+ * copy arrives. A duplicate counter under a new envelope id is a failure too:
+ * the sender lost its state (or the server replays), and only a resend in a
+ * fresh session can help.
  *
  * Messages are accepted only from devices in the sender's verified device list.
  */
@@ -23,7 +28,14 @@ export interface Received {
   readonly events: (() => void)[];
   /** A text that deserves a delivery receipt: its author and time. */
   readonly receipt?: { readonly to: string; readonly sentAt: number };
+  /** A contact asked for a resend (see recovery.ts). */
+  readonly resendRequested?: boolean;
+  /** An envelope that could not be decrypted: ask its sender to resend it. */
+  readonly failed?: { readonly from: string; readonly device: number; readonly failedAt: number };
 }
+
+/** The key of an undecryptable envelope's record: sender, device, and the server's timestamp. */
+export const undecryptableKey = (from: string, device: number, failedAt: number) => `${from}.${device}.${String(failedAt).padStart(16, '0')}`;
 
 /** Statuses only move forward. */
 const RANK: Record<MessageStatus, number> = { sending: 0, sent: 1, delivered: 2, read: 3, received: 0 };
@@ -48,15 +60,13 @@ export async function receive(ctx: Context, envelope: Envelope): Promise<Receive
     plaintext = await decrypt(ctx, tx, envelope, events);
   } catch (error) {
     if (!isProtocolError(error)) throw error;
-    if (error.code === 'DUPLICATE_MESSAGE') return finish(ctx, new Transaction(ctx.store), envelope, events);
     // Nothing the failed decryption staged is kept: a fresh transaction records the failure.
     const failed = new Transaction(ctx.store);
-    failed.put('undecryptable', `${source}.${envelope.sourceDevice}.${String(envelope.timestamp).padStart(16, '0')}`, json({ code: error.code, at: ctx.now() }));
-    const notice = addNotice(ctx, failed, source, `A message from ${source} could not be decrypted (${error.code}).`);
-    return finish(ctx, failed, envelope, events, () => {
-      ctx.events.emit('message', notice);
-      ctx.events.emit('warning', { message: `undecryptable message from ${source}.${envelope.sourceDevice}`, cause: error });
+    failed.put('undecryptable', undecryptableKey(source, envelope.sourceDevice, envelope.timestamp), json({ code: error.code, at: ctx.now() }));
+    const result = await finish(ctx, failed, envelope, events, () => {
+      ctx.events.emit('warning', { message: `a message from ${source}.${envelope.sourceDevice} could not be decrypted (${error.code}); asking for it again`, cause: error });
     });
+    return { ...result, failed: { from: source, device: envelope.sourceDevice, failedAt: envelope.timestamp } };
   }
 
   let content: Content;
@@ -67,7 +77,11 @@ export async function receive(ctx: Context, envelope: Envelope): Promise<Receive
     return finish(ctx, tx, envelope, events, () => { ctx.events.emit('message', notice); });
   }
   const receipt = await apply(ctx, tx, envelope, content, events);
-  return { ...(await finish(ctx, tx, envelope, events)), ...(receipt === undefined ? {} : { receipt }) };
+  return {
+    ...(await finish(ctx, tx, envelope, events)),
+    ...(receipt === undefined ? {} : { receipt }),
+    ...(content.kind === 'decryption-error' ? { resendRequested: true } : {}),
+  };
 }
 
 async function decrypt(ctx: Context, tx: Transaction, envelope: Envelope, events: (() => void)[]): Promise<Uint8Array> {
@@ -105,11 +119,13 @@ async function apply(ctx: Context, tx: Transaction, envelope: Envelope, content:
   const base = { authorDevice: envelope.sourceDevice, sentAt: content.sentAt, storedAt: ctx.now() };
   switch (content.kind) {
     case 'text':
+      if (content.resentFor !== undefined) tx.delete('undecryptable', undecryptableKey(source, envelope.sourceDevice, content.resentFor));
       await store({ ...base, conversation: source, direction: source === self ? 'outgoing' : 'incoming', author: source, kind: 'text', body: content.body, status: 'received' });
       return source === self ? undefined : { to: source, sentAt: content.sentAt };
     case 'sync':
       // What another device of this account sent: only this account's own devices may say so.
       if (source !== self) return undefined;
+      if (content.message.resentFor !== undefined) tx.delete('undecryptable', undecryptableKey(source, envelope.sourceDevice, content.message.resentFor));
       await store({ ...base, sentAt: content.message.sentAt, conversation: content.destination, direction: 'outgoing', author: self, kind: 'text', body: content.message.body, status: 'sent' });
       return undefined;
     case 'receipt': {
@@ -129,6 +145,10 @@ async function apply(ctx: Context, tx: Transaction, envelope: Envelope, content:
       events.push(() => { ctx.events.emit('typing', { from: source, typing: content.typing === 'started' }); });
       return undefined;
     case 'decryption-error':
+      // Answered outside the transaction (recovery.ts): the resend needs the network.
+      if (content.sourceDevice === ctx.local.deviceId) {
+        tx.put('resendRequest', `${String(content.failedAt).padStart(16, '0')}.${source}`, new Uint8Array(0));
+      }
       return undefined;
     case 'unsupported':
       await store({ ...base, conversation: source, direction: 'incoming', author: source, kind: 'unsupported', body: `This message needs a newer version of Parley (content version ${content.version}).`, status: 'received' });

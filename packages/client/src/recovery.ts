@@ -1,0 +1,79 @@
+/**
+ * Recovering messages that could not be decrypted (a device restored from an
+ * old backup, a lost session, a sender that lost its state):
+ *
+ *   receiver                                        sender (the failed envelope's device)
+ *   records the failure (sender, device, server timestamp T)
+ *   drops its session with that device and, in a fresh one,
+ *   sends decryption-error{T, device} ─────────────► finds what it sent at T to the receiver,
+ *                                                     resends it (resent_for = T) in the new session
+ *   stores it (deduplicated), clears the record ◄────
+ *
+ * A sender keeps what it sent for RESEND_WINDOW_MS. What stays undecryptable
+ * longer than UNDECRYPTABLE_GRACE_MS is counted, for the app to show.
+ */
+import { encodeContent, type Content } from './content.js';
+import type { Context } from './context.js';
+import { send } from './sender.js';
+import { Transaction } from './store/kv.js';
+import { json, parse, sessionKey } from './store/records.js';
+
+/** How long sent messages are kept for resending: a device offline longer has lost them anyway. */
+export const RESEND_WINDOW_MS = 3 * 24 * 3600 * 1000;
+/** A failure is counted as undecryptable once its recovery has had this long. */
+export const UNDECRYPTABLE_GRACE_MS = 60_000;
+
+const pad = (n: number) => String(n).padStart(16, '0');
+
+/** Keeps what this device sent at server time `storedAt` to `to`, for a resend. */
+export function recordSent(tx: Transaction, storedAt: number, to: string, content: Content): void {
+  tx.put('sent', `${pad(storedAt)}.${to}`, json(content));
+}
+
+/** Forgets sent messages older than the resend window. */
+export async function pruneSent(ctx: Context): Promise<void> {
+  const cutoff = pad(ctx.now() - RESEND_WINDOW_MS);
+  const tx = new Transaction(ctx.store);
+  for (const [key] of await ctx.store.list('sent', '', { limit: 1000 })) {
+    if (key >= cutoff) break;
+    tx.delete('sent', key);
+  }
+  await tx.commit();
+}
+
+/** Asks `from` to resend what its `device` sent at server time `failedAt`, in a fresh session with that device. */
+export async function requestResend(ctx: Context, failed: { from: string; device: number; failedAt: number }): Promise<void> {
+  await ctx.exclusive(async () => {
+    await ctx.store.write([{ ns: 'session', key: sessionKey(failed.from, failed.device), value: undefined }]);
+  });
+  const content: Content = { kind: 'decryption-error', sentAt: ctx.now(), failedAt: failed.failedAt, sourceDevice: failed.device };
+  await send(ctx, [{ username: failed.from, plaintext: encodeContent(content) }]);
+}
+
+/** Resends what each recorded request asks for (the receiver recorded the requests with the envelope). */
+export async function answerResendRequests(ctx: Context): Promise<number> {
+  let resent = 0;
+  for (const [key] of await ctx.store.list('resendRequest', '')) {
+    const [failedAt, requester] = [key.slice(0, 16), key.slice(17)];
+    for (const [, bytes] of await ctx.store.list('sent', `${failedAt}.${requester}`)) {
+      const content = parse<Content>(bytes);
+      const resentFor = Number(failedAt);
+      const again: Content =
+        content.kind === 'text'
+          ? { ...content, resentFor }
+          : content.kind === 'sync'
+            ? { ...content, message: { ...content.message, resentFor } }
+            : content;
+      await send(ctx, [{ username: requester, plaintext: encodeContent(again) }]);
+      resent++;
+    }
+    await ctx.store.write([{ ns: 'resendRequest', key, value: undefined }]);
+  }
+  return resent;
+}
+
+/** Envelopes still undecryptable after the grace period. */
+export async function countUndecryptable(ctx: Context, graceMs: number): Promise<number> {
+  const cutoff = ctx.now() - graceMs;
+  return (await ctx.store.list('undecryptable', '')).filter(([, bytes]) => parse<{ at: number }>(bytes).at <= cutoff).length;
+}
