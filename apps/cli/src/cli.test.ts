@@ -1,0 +1,120 @@
+/**
+ * `parley` driven end to end as a user would: real `parley` processes, each
+ * with its own profile, against a real server process.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../testing/server.js';
+
+const bin = fileURLToPath(new URL('../bin/parley.js', import.meta.url));
+const run = promisify(execFile);
+
+let storage: Storage;
+let server: ServerProcess;
+const home = mkdtempSync(join(tmpdir(), 'parley-cli-'));
+const suffix = Math.random().toString(36).slice(2, 7);
+const alice = `alice_${suffix}`;
+const bob = `bob_${suffix}`;
+
+/** Runs `parley` with `who`'s profile; resolves with its exit code and output, whatever the code. */
+async function parley(who: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, '--profile', join(home, who), ...args], { timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+const json = (stdout: string): unknown => JSON.parse(stdout);
+
+beforeAll(async () => {
+  storage = await freshStorage('sqlite');
+  server = await spawnServer(storage);
+});
+
+afterAll(async () => {
+  await server.stop();
+  await storage.drop();
+  rmSync(home, { recursive: true, force: true });
+});
+
+describe('parley, end to end', () => {
+  it('init, send, inbox and verify', async () => {
+    expect((await parley(alice, 'init', '--server', server.url, '--name', alice)).stdout).toContain(`Created ${alice}`);
+    expect(json((await parley(bob, '--json', 'init', '--server', server.url, '--name', bob)).stdout)).toMatchObject({ username: bob, deviceId: 1 });
+
+    const sent = await parley(alice, '--json', 'send', bob, 'hello', 'from', 'the', 'terminal');
+    expect(sent.code).toBe(0);
+    expect(json(sent.stdout)).toMatchObject({ conversation: bob, body: 'hello from the terminal', status: 'sent' });
+
+    const inbox = json((await parley(bob, '--json', 'inbox')).stdout) as { conversations: { username: string; last: { body: string } }[] };
+    expect(inbox.conversations.map((c) => [c.username, c.last.body])).toEqual([[alice, 'hello from the terminal']]);
+    expect((await parley(bob, 'inbox', alice)).stdout).toContain(`${alice}: hello from the terminal`);
+
+    const number = json((await parley(alice, '--json', 'verify', bob)).stdout) as { safetyNumber: string; verified: boolean };
+    const theirs = json((await parley(bob, '--json', 'verify', alice)).stdout) as { safetyNumber: string };
+    expect(number.safetyNumber).toMatch(/^\d{60}$/);
+    expect(number.safetyNumber).toBe(theirs.safetyNumber);
+    expect(number.verified).toBe(false);
+    expect((await parley(alice, 'verify', bob)).stdout).toMatch(/Not verified/);
+    expect(json((await parley(alice, '--json', 'verify', bob, '--mark')).stdout)).toMatchObject({ verified: true });
+  });
+
+  it('chat shows incoming messages live and sends what is typed, with receipts', async () => {
+    const chat = spawn(process.execPath, [bin, '--profile', join(home, bob), '--json', 'chat', alice], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const events: Record<string, unknown>[] = [];
+    let buffered = '';
+    chat.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) if (line.trim() !== '') events.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const until = async (what: string, check: () => boolean) => {
+      const deadline = Date.now() + 30_000;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`chat: no ${what}; saw ${JSON.stringify(events)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    await until('connection', () => events.some((e) => e['event'] === 'connection' && e['state'] === 'online'));
+
+    expect((await parley(alice, 'send', bob, 'are you there?')).code).toBe(0);
+    await until('incoming message', () => events.some((e) => e['event'] === 'message' && e['body'] === 'are you there?'));
+
+    chat.stdin.write('yes, live!\n');
+    await until('own message sent', () => events.some((e) => e['event'] === 'status' && e['status'] === 'sent'));
+    const inbox = (await parley(alice, 'inbox', bob)).stdout;
+    expect(inbox).toContain(`${bob}: yes, live!`);
+    await until('delivery receipt', () => events.some((e) => e['event'] === 'status' && (e['status'] === 'delivered' || e['status'] === 'read')));
+
+    chat.stdin.end();
+    const code = await new Promise<number | null>((resolve) => chat.on('exit', resolve));
+    expect(code).toBe(0);
+  });
+
+  it('user mistakes get one clear line and an exit code, never a stack trace', async () => {
+    const unknown = await parley(alice, 'send', 'nobody_like_this', 'hi');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe(`parley: no account named nobody_like_this on ${server.url}\n`);
+    const noProfile = await parley('carol', 'inbox');
+    expect(noProfile.code).toBe(1);
+    expect(noProfile.stderr).toMatch(/^parley: no account in .*carol; create one with: parley init/);
+    const usage = await parley(alice, 'send', bob);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/^parley: send needs a username and a message/);
+    const taken = await parley('alice_again', 'init', '--server', server.url, '--name', alice);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(/^parley: .*taken/i);
+    for (const result of [unknown, noProfile, usage, taken]) expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});
