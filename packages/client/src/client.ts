@@ -58,6 +58,8 @@ export class ParleyClient {
   #inbox: Envelope[] = [];
   #processing = false;
   #drainedCount = 0;
+  /** The mailbox was drained on the current connection: from now on envelopes arrive live. */
+  #drained = false;
   #closed = false;
 
   private constructor(platform: Platform, api: ServerApi, local: LocalDevice) {
@@ -75,6 +77,7 @@ export class ParleyClient {
           void this.#afterDrain();
         },
         state: (state, detail) => {
+          if (state !== 'online') this.#drained = false;
           this.events.emit('connection', { state, detail });
         },
       },
@@ -188,6 +191,10 @@ export class ParleyClient {
 
   /** Resolves once connected and the mailbox is drained. */
   async sync(): Promise<number> {
+    if (this.#drained) {
+      await this.#idle();
+      return 0;
+    }
     const drained = new Promise<number>((resolve) => {
       const off = this.events.on('drained', ({ count }) => {
         off();
@@ -234,6 +241,7 @@ export class ParleyClient {
     const sync: Content = { kind: 'sync', sentAt, destination: to, message: content };
     const recipients = [{ username: to, plaintext: encodeContent(content) }];
     if (to !== local.username) recipients.push({ username: local.username, plaintext: encodeContent(sync) });
+    this.connect(); // sending needs the connection; it stays up until close()
     const storedAt = await send(this.#ctx, recipients);
     const tx = new Transaction(this.#ctx.store);
     recordSent(tx, storedAt, to, content);
@@ -374,6 +382,7 @@ export class ParleyClient {
   }
 
   async #sendContent(username: string, content: Content): Promise<void> {
+    this.connect();
     await send(this.#ctx, [{ username: username.toLowerCase(), plaintext: encodeContent(content) }]);
   }
 
@@ -433,8 +442,14 @@ export class ParleyClient {
     }
   }
 
-  async #afterDrain(): Promise<void> {
+  /** Resolves once every envelope received so far is processed. */
+  async #idle(): Promise<void> {
     while (this.#processing || this.#inbox.length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  async #afterDrain(): Promise<void> {
+    await this.#idle();
+    this.#drained = true;
     const count = this.#drainedCount;
     this.#drainedCount = 0;
     this.events.emit('drained', { count });

@@ -72,6 +72,8 @@ export class Transport {
   #socket: WebSocketLike | undefined;
   #state: ConnectionState = 'offline';
   #stopped = false;
+  /** Started and not stopped: connected, connecting, or waiting to retry. */
+  #running = false;
   #attempt = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #requestId = 0;
@@ -91,13 +93,16 @@ export class Transport {
 
   /** Connects, and keeps reconnecting until `stop`. */
   start(): void {
+    if (this.#running) return;
+    this.#running = true;
     this.#stopped = false;
-    if (this.#socket === undefined && this.#retry === undefined) void this.#open();
+    void this.#open();
   }
 
   /** Closes the connection for good; pending sends fail with `CLOSED`. */
   stop(): void {
     this.#stopped = true;
+    this.#running = false;
     clearTimeout(this.#retry);
     this.#retry = undefined;
     this.#socket?.close(1000, 'client closing');
@@ -139,6 +144,7 @@ export class Transport {
     } catch (error) {
       if (isClientError(error, 'SERVER') && error.status === 401) {
         this.#stopped = true;
+        this.#running = false;
         this.#setState('closed', `login refused: ${FINAL_CLOSES.get(4401)!}`);
       } else {
         this.#scheduleRetry(error instanceof Error ? error.message : 'login failed');
@@ -163,6 +169,7 @@ export class Transport {
       const final = FINAL_CLOSES.get(event.code);
       if (final !== undefined) {
         this.#stopped = true;
+        this.#running = false;
         this.#setState('closed', final);
       } else if (!this.#stopped) {
         this.#scheduleRetry(`connection closed (${event.code}${event.reason === '' ? '' : `: ${event.reason}`})`);
