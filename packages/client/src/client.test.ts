@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isClientError, ParleyClient } from '@parley/client';
 
 import { eventually, Profile, texts, waitFor } from '../../../testing/clients.js';
+import { http, TestAccount } from '../../../testing/device.js';
 import { freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../testing/server.js';
 
 let storage: Storage;
@@ -46,12 +47,15 @@ describe('two people, one device each', () => {
   it('a text arrives once, and its delivery and read receipts come back', async () => {
     const { client: alice } = await person('alice');
     const { client: bob } = await person('bob');
-    const arrived = waitFor(bob, 'message', (m) => m.body === 'hello bob');
+    const incoming = bob.events.iterate('message');
     const delivered = waitFor(alice, 'status', (m) => m.status === 'delivered');
     const sent = await alice.sendText(bob.username, 'hello bob');
     expect(sent.status).toBe('sent');
-    const received = await arrived;
-    expect(received).toMatchObject({ conversation: alice.username, author: alice.username, direction: 'incoming', kind: 'text' });
+    const next = await incoming.next();
+    await incoming.return!();
+    if (next.done === true) throw new Error('the message iterator ended');
+    const received = next.value;
+    expect(received).toMatchObject({ conversation: alice.username, author: alice.username, direction: 'incoming', kind: 'text', body: 'hello bob' });
     await delivered;
     const read = waitFor(alice, 'status', (m) => m.status === 'read');
     expect(await bob.markRead(alice.username)).toBe(1);
@@ -97,6 +101,53 @@ describe('two people, one device each', () => {
     expect((await alice.safetyNumber(bob.username)).verified).toBe(true);
   });
 });
+
+describe('keys', () => {
+  it('one-time prekeys are refilled when they run low, and the signed prekey rotates weekly', async () => {
+    let now = Date.now();
+    const profile = new Profile();
+    profiles.push(profile);
+    const platform = { ...profile.platform(), now: () => now };
+    const carol = await ParleyClient.create(platform, server.url, unique('carol'));
+    clients.push(carol);
+    expect(await carol.keyStatus()).toMatchObject({ preKeys: 100, kyberPreKeys: 100, signedPreKeyId: 1 });
+
+    // Others start sessions with carol until fewer than the low-water mark are left.
+    const taken = await takeOneTimeKeys(carol.username, 85);
+    expect(taken).toBe(85);
+    expect(await carol.keyStatus()).toMatchObject({ preKeys: 15, kyberPreKeys: 15 });
+    await carol.sync();
+    await eventually('carol refilled', async () => (await carol.keyStatus()).preKeys === 115);
+    expect((await carol.keyStatus()).kyberPreKeys).toBe(115);
+
+    // A week later the signed prekey and the last-resort key are replaced.
+    now += 8 * 24 * 3600 * 1000;
+    await carol.close();
+    const later = await ParleyClient.open({ ...profile.platform(), now: () => now });
+    clients.push(later);
+    await later.sync();
+    await eventually('carol rotated', async () => (await later.keyStatus()).signedPreKeyId === 2);
+    expect((await later.keyStatus()).signedPreKeyAt).toBe(now);
+  });
+});
+
+/**
+ * Fetches `count` bundles of `username`'s device 1 (each takes a one-time key
+ * of each kind), from as many fresh accounts as the per-target rate limit needs.
+ */
+async function takeOneTimeKeys(username: string, count: number): Promise<number> {
+  let taken = 0;
+  while (taken < count) {
+    const requester = (await TestAccount.register(server.url, unique('taker'))).devices[0]!;
+    const token = await requester.login();
+    for (let i = 0; i < 10 && taken < count; i++) {
+      const answer = await http(server.url, 'GET', `/v1/keys/${username}/1`, { token });
+      if (answer.status !== 200) throw new Error(`bundle fetch answered ${answer.status}`);
+      taken++;
+    }
+  }
+  return taken;
+}
 
 describe('recovering from lost state', () => {
   it('a device restored from an old snapshot recovers through decryption-error and resend, ending with nothing undecryptable', async () => {

@@ -349,6 +349,16 @@ export class ParleyClient {
     return countUndecryptable(this.#ctx, graceMs);
   }
 
+  /**
+   * This device's keys on the server: one-time prekeys left (refilled by
+   * batches when low, after each drain) and the signed prekey in use (rotated
+   * weekly).
+   */
+  async keyStatus(): Promise<{ preKeys: number; kyberPreKeys: number; signedPreKeyId: number; signedPreKeyAt: number }> {
+    const counts = await this.#ctx.api.keyCounts();
+    return { ...counts, signedPreKeyId: this.#ctx.local.signedPreKeyId, signedPreKeyAt: this.#ctx.local.signedPreKeyAt };
+  }
+
   /** Checks the server's copy of this account's device list against the identity key. @throws ClientError `INVALID_DEVICE_LIST`. */
   async checkOwnDeviceList(): Promise<number> {
     const answer = await this.#ctx.api.account(this.username);
