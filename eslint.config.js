@@ -69,7 +69,7 @@ export default tseslint.config(
   },
   {
     files: ['packages/client/src/**/*.ts'],
-    ignores: ['packages/client/src/node/**', ...tests],
+    ignores: ['packages/client/src/node/**', 'packages/client/src/web/**', ...tests],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -82,6 +82,16 @@ export default tseslint.config(
           ],
         },
       ],
+    },
+  },
+  {
+    files: ['packages/client/src/web/**/*.ts'],
+    ignores: tests,
+    rules: {
+      'no-restricted-imports': restrictWithoutNode(layer(['server'], 'only apps and tests import the server.'), {
+        group: ['@parley/crypto/node', '**/node/**', 'ws', 'better-sqlite3'],
+        message: 'the browser platform may not load the Node one.',
+      }),
     },
   },
   {
