@@ -3,6 +3,7 @@
  * mutations of valid encodings (fast-check) for fuzzing decoders of untrusted bytes.
  */
 import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
 
 import { isProtocolError } from '@parley/protocol';
 
@@ -76,4 +77,71 @@ export function applyMutations(input: Uint8Array, changes: readonly Mutation[]):
     }
   }
   return bytes;
+}
+
+/** A decoder of untrusted bytes, with the encoder it must agree with and valid values to start from. */
+export interface DecoderUnderTest<T> {
+  readonly valid: fc.Arbitrary<T>;
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+/**
+ * The fuzz tests every decoder of untrusted bytes gets, for a group of
+ * decoders (a protocol's two sides, say): any valid value round-trips;
+ * random bytes and mutations of valid encodings either decode or throw
+ * ProtocolError(INVALID_ENCODING), nothing else; whatever a mutation makes
+ * decodable round-trips too; and the mutations both break encodings and
+ * leave some decodable, or the property would say little.
+ */
+export function describeDecoderFuzzing<M extends Record<string, unknown>>(title: string, decoders: { readonly [K in keyof M]: DecoderUnderTest<M[K]> }): void {
+  const sides = Object.entries(decoders) as [string, DecoderUnderTest<unknown>][];
+  describe(title, () => {
+    it('round-trips any valid value', () => {
+      for (const [, d] of sides) {
+        fc.assert(
+          fc.property(d.valid, (value) => {
+            expect(d.decode(d.encode(value))).toEqual(value);
+          }),
+        );
+      }
+    });
+
+    it('throws only ProtocolError(INVALID_ENCODING) on random bytes', () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 512 }), (input) => {
+          for (const [, d] of sides) expect(['decoded', 'INVALID_ENCODING']).toContain(outcome(() => d.decode(input)));
+        }),
+        { numRuns: 2_000 },
+      );
+    });
+
+    it('throws only ProtocolError(INVALID_ENCODING) on mutated encodings, and whatever it accepts round-trips', () => {
+      const seen = new Map(sides.map(([side]) => [side, new Map<string, number>()]));
+      const encoded = fc.oneof(...sides.map(([, d]) => d.valid.map((v) => d.encode(v))));
+      fc.assert(
+        fc.property(encoded, mutations, (valid, changes) => {
+          const input = applyMutations(valid, changes);
+          for (const [side, d] of sides) {
+            let result: 'decoded' | 'INVALID_ENCODING';
+            try {
+              const decoded = d.decode(input);
+              expect(d.decode(d.encode(decoded))).toEqual(decoded);
+              result = 'decoded';
+            } catch (error) {
+              if (!isProtocolError(error, 'INVALID_ENCODING')) throw new Error(`the ${side} decoder threw ${String(error)}`, { cause: error });
+              result = 'INVALID_ENCODING';
+            }
+            const counts = seen.get(side)!;
+            counts.set(result, (counts.get(result) ?? 0) + 1);
+          }
+        }),
+        { numRuns: 2_000 },
+      );
+      for (const counts of seen.values()) {
+        expect(counts.get('decoded')).toBeGreaterThan(50);
+        expect(counts.get('INVALID_ENCODING')).toBeGreaterThan(50);
+      }
+    });
+  });
 }

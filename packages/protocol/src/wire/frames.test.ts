@@ -10,7 +10,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { ProtoWriter } from '../codec/protobuf.js';
-import { isProtocolError } from '../errors.js';
 import { MAX_ACKS_PER_FRAME, MAX_DEVICE_ID, MAX_DEVICES_PER_ACCOUNT, MAX_REGISTRATION_ID, MAX_SEND_DESTINATIONS } from '../limits.js';
 import {
   decodeClientFrame,
@@ -24,7 +23,7 @@ import {
   type SendRefusalCode,
   type ServerFrame,
 } from './frames.js';
-import { applyMutations, mutations, outcome } from '../../../../testing/fuzz.js';
+import { describeDecoderFuzzing, outcome } from '../../../../testing/fuzz.js';
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -344,59 +343,7 @@ describe('decodeServerFrames', () => {
   });
 });
 
-describe('frame fuzzing', () => {
-  it('round-trips any valid frame', () => {
-    fc.assert(
-      fc.property(clientFrameArb, (value) => {
-        expect(decodeClientFrame(encodeClientFrame(value))).toEqual(value);
-      }),
-    );
-    fc.assert(
-      fc.property(serverFrameArb, (value) => {
-        expect(decodeServerFrame(encodeServerFrame(value))).toEqual(value);
-      }),
-    );
-  });
-
-  it('throws only ProtocolError(INVALID_ENCODING) on random bytes', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 512 }), (input) => {
-        expect(['decoded', 'INVALID_ENCODING']).toContain(outcome(() => decodeClientFrame(input)));
-        expect(['decoded', 'INVALID_ENCODING']).toContain(outcome(() => decodeServerFrame(input)));
-      }),
-      { numRuns: 2_000 },
-    );
-  });
-
-  it('throws only ProtocolError(INVALID_ENCODING) on mutated frames, and whatever it accepts round-trips', () => {
-    const seen = { client: new Map<string, number>(), server: new Map<string, number>() };
-    const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
-    fc.assert(
-      fc.property(fc.oneof(clientFrameArb.map(encodeClientFrame), serverFrameArb.map(encodeServerFrame)), mutations, (valid, changes) => {
-        const input = applyMutations(valid, changes);
-        for (const [side, decode, encode] of [
-          ['client', decodeClientFrame, (v: ClientFrame) => encodeClientFrame(v)],
-          ['server', decodeServerFrame, (v: ServerFrame) => encodeServerFrame(v)],
-        ] as const) {
-          let result: 'decoded' | 'INVALID_ENCODING';
-          try {
-            const decoded = decode(input);
-            // Anything accepted is a frame the encoder can write and the decoder reads back the same.
-            expect((decode as (b: Uint8Array) => unknown)((encode as (v: unknown) => Uint8Array)(decoded))).toEqual(decoded);
-            result = 'decoded';
-          } catch (error) {
-            if (!isProtocolError(error, 'INVALID_ENCODING')) throw new Error(`${side} decoder threw ${String(error)}`, { cause: error });
-            result = 'INVALID_ENCODING';
-          }
-          count(seen[side], result);
-        }
-      }),
-      { numRuns: 2_000 },
-    );
-    // The mutations must both break frames and leave some decodable, or the property says little.
-    for (const map of [seen.client, seen.server]) {
-      expect(map.get('decoded')).toBeGreaterThan(50);
-      expect(map.get('INVALID_ENCODING')).toBeGreaterThan(50);
-    }
-  });
+describeDecoderFuzzing('frame fuzzing', {
+  client: { valid: clientFrameArb, encode: encodeClientFrame, decode: decodeClientFrame },
+  server: { valid: serverFrameArb, encode: encodeServerFrame, decode: decodeServerFrame },
 });

@@ -11,7 +11,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { ProtoWriter } from '../codec/protobuf.js';
-import { isProtocolError } from '../errors.js';
 import { MAX_PROVISIONING_FRAME_BYTES, MAX_PROVISIONING_MESSAGE_BYTES } from '../limits.js';
 import {
   decodeProvisioningClientFrame,
@@ -22,7 +21,7 @@ import {
   type ProvisioningClientFrame,
   type ProvisioningServerFrame,
 } from './provisioning.js';
-import { applyMutations, mutations, outcome } from '../../../../testing/fuzz.js';
+import { describeDecoderFuzzing, outcome } from '../../../../testing/fuzz.js';
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
 const frame = (field: number, body: Uint8Array) => new ProtoWriter().bytes(field, body).finish();
@@ -177,63 +176,7 @@ const serverFrameArb: fc.Arbitrary<ProvisioningServerFrame> = fc.oneof(
   fc.record({ kind: fc.constant('message' as const), body: bodyArb }),
 );
 
-describe('provisioning frame fuzzing', () => {
-  it('round-trips any valid frame', () => {
-    fc.assert(
-      fc.property(clientFrameArb, (value) => {
-        expect(decodeProvisioningClientFrame(encodeProvisioningClientFrame(value))).toEqual(value);
-      }),
-    );
-    fc.assert(
-      fc.property(serverFrameArb, (value) => {
-        expect(decodeProvisioningServerFrame(encodeProvisioningServerFrame(value))).toEqual(value);
-      }),
-    );
-  });
-
-  it('throws only ProtocolError(INVALID_ENCODING) on random bytes', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 512 }), (input) => {
-        expect(['decoded', 'INVALID_ENCODING']).toContain(outcome(() => decodeProvisioningClientFrame(input)));
-        expect(['decoded', 'INVALID_ENCODING']).toContain(outcome(() => decodeProvisioningServerFrame(input)));
-      }),
-      { numRuns: 2_000 },
-    );
-  });
-
-  it('throws only ProtocolError(INVALID_ENCODING) on mutated frames, and whatever it accepts round-trips', () => {
-    const seen = { client: new Map<string, number>(), server: new Map<string, number>() };
-    const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
-    fc.assert(
-      fc.property(
-        fc.oneof(clientFrameArb.map(encodeProvisioningClientFrame), serverFrameArb.map(encodeProvisioningServerFrame)),
-        mutations,
-        (valid, changes) => {
-          const input = applyMutations(valid, changes);
-          for (const [side, decode, encode] of [
-            ['client', decodeProvisioningClientFrame, (v: ProvisioningClientFrame) => encodeProvisioningClientFrame(v)],
-            ['server', decodeProvisioningServerFrame, (v: ProvisioningServerFrame) => encodeProvisioningServerFrame(v)],
-          ] as const) {
-            let result: 'decoded' | 'INVALID_ENCODING';
-            try {
-              const decoded = decode(input);
-              // Anything accepted is a frame the encoder can write and the decoder reads back the same.
-              expect((decode as (b: Uint8Array) => unknown)((encode as (v: unknown) => Uint8Array)(decoded))).toEqual(decoded);
-              result = 'decoded';
-            } catch (error) {
-              if (!isProtocolError(error, 'INVALID_ENCODING')) throw new Error(`${side} decoder threw ${String(error)}`, { cause: error });
-              result = 'INVALID_ENCODING';
-            }
-            count(seen[side], result);
-          }
-        },
-      ),
-      { numRuns: 2_000 },
-    );
-    // The mutations must both break frames and leave some decodable, or the property says little.
-    for (const map of [seen.client, seen.server]) {
-      expect(map.get('decoded')).toBeGreaterThan(50);
-      expect(map.get('INVALID_ENCODING')).toBeGreaterThan(50);
-    }
-  });
+describeDecoderFuzzing('provisioning frame fuzzing', {
+  client: { valid: clientFrameArb, encode: encodeProvisioningClientFrame, decode: decodeProvisioningClientFrame },
+  server: { valid: serverFrameArb, encode: encodeProvisioningServerFrame, decode: decodeProvisioningServerFrame },
 });
