@@ -52,6 +52,20 @@ export const ERRORS: Readonly<Record<ServerErrorCode, Mapping>> = {
   INTERNAL: { status: 500, category: 'Internal' },
 };
 
+/** A WebSocket close reason: at most 123 bytes of UTF-8 (RFC 6455 §5.5), or `ws` throws; longer text is cut with "...". */
+export function closeReason(text: string): string {
+  if (Buffer.byteLength(text) <= 123) return text;
+  let cut = '';
+  let bytes = 0;
+  for (const char of text) {
+    // Whole code points only: a surrogate pair is never split.
+    bytes += Buffer.byteLength(char);
+    if (bytes > 120) break;
+    cut += char;
+  }
+  return `${cut}...`;
+}
+
 /** Why the server closed a WebSocket. 1xxx are the standard codes; 4xxx are Parley's. */
 export const CloseCode = {
   /** Provisioning relay: the other party of the channel left (closed, or was closed). */

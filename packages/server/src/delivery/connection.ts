@@ -18,7 +18,7 @@ import { decodeClientFrame, encodeServerFrame, isProtocolError, type ClientFrame
 import { deviceForToken } from '../auth/device.js';
 import type { TokenIssuer } from '../auth/tokens.js';
 import type { Directory } from '../directory.js';
-import { CloseCode } from '../errors.js';
+import { closeReason, CloseCode } from '../errors.js';
 import { AUTH_TIMEOUT_MS, MAX_EARLY_FRAMES, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_ENVELOPES, MAX_PENDING_SENDS } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -32,9 +32,6 @@ export interface ConnectionDeps {
   readonly metrics: Metrics;
   readonly log: Logger;
 }
-
-/** WebSocket close reasons are limited to 123 bytes. */
-const reason = (text: string) => (text.length > 120 ? `${text.slice(0, 117)}...` : text);
 
 export class DeviceConnection implements MailboxListener {
   readonly #socket: WebSocket;
@@ -122,7 +119,7 @@ export class DeviceConnection implements MailboxListener {
     this.#state = 'closed';
     clearTimeout(this.#authTimer);
     this.#flushOutbox(); // what was written before the close still goes out, ahead of it
-    this.#socket.close(code, reason(text));
+    this.#socket.close(code, closeReason(text));
     // A paused socket would never read the peer's close frame and would hang until ws's 30 s close timeout;
     // frames read from now on are dropped by #onMessage.
     this.#socket.resume();

@@ -34,7 +34,7 @@ import {
   type ProvisioningServerFrame,
 } from '@parley/protocol';
 
-import { CloseCode } from '../errors.js';
+import { closeReason, CloseCode } from '../errors.js';
 import {
   AUTH_TIMEOUT_MS,
   MAX_OPEN_CHANNELS,
@@ -120,14 +120,6 @@ interface Peer {
   cancelTimeout: () => void;
   readonly closed: Promise<void>;
   readonly resolveClosed: () => void;
-}
-
-/** WebSocket close reasons are limited to 123 bytes of UTF-8. */
-function reason(text: string): string {
-  if (Buffer.byteLength(text) <= 123) return text;
-  let cut = text.slice(0, 120);
-  while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);
-  return `${cut}...`;
 }
 
 const hex = (address: Uint8Array) => Buffer.from(address.buffer, address.byteOffset, address.length).toString('hex');
@@ -381,7 +373,7 @@ export class ProvisioningRelay {
     peer.state = { kind: 'closed' };
     peer.cancelTimeout();
     peer.held = false;
-    peer.socket.close(code, reason(text));
+    peer.socket.close(code, closeReason(text));
     // A paused socket would never read the peer's close frame and would hang until ws's 30 s close timeout.
     peer.socket.resume();
     if (channel !== undefined) this.#leave(channel);
