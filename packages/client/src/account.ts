@@ -30,8 +30,11 @@ export const PREKEY_BATCH = 100;
 export const PREKEY_LOW_WATER = 20;
 /** The signed prekey and the last-resort Kyber key are replaced this often (Signal rotates weekly too). */
 export const SIGNED_PREKEY_ROTATION_MS = 7 * 24 * 3600 * 1000;
-/** Prekey ids are 24-bit (docs/API.md §1.2); they wrap around, far from the ids still in use. */
+/** Prekey ids are 24-bit (docs/API.md §1.2); one-time ids count up from 2 and wrap around, far from the ids still in use. */
 const MAX_KEY_ID = 0xff_ffff;
+
+/** The n-th last-resort Kyber key's id: they count down from the top of the id space, away from the one-time keys. */
+const lastResortKeyId = (n: number) => MAX_KEY_ID - n + 1;
 
 export function storeSignedPreKey(tx: Transaction, key: SignedPreKeyRecord): void {
   tx.put('signed', String(key.id), serializeSignedPreKeyRecord(key).expose());
@@ -55,7 +58,7 @@ export async function newDeviceKeys(provider: CryptoProvider, identity: LocalDev
     auth: await generateIdentityKeyPair(provider),
     registrationId: generateRegistrationId(provider),
     signedPreKey: await generateSignedPreKey(provider, identity, 1, now),
-    lastResort: await generateKyberPreKey(provider, identity, 1, now, { lastResort: true, type: KemType.Kyber1024 }),
+    lastResort: await generateKyberPreKey(provider, identity, lastResortKeyId(1), now, { lastResort: true, type: KemType.Kyber1024 }),
   };
 }
 
@@ -95,7 +98,7 @@ export async function createAccount(
     nextPreKeyId: 2,
     signedPreKeyId: 1,
     signedPreKeyAt: now,
-    lastResortId: 1,
+    lastResortCount: 1,
   };
   const tx = new Transaction(store);
   saveLocal(tx, local);
@@ -130,21 +133,30 @@ export async function refillPreKeys(provider: CryptoProvider, api: ServerApi, st
   return updated;
 }
 
+/** Signed prekeys and last-resort keys kept after rotation: a message built on one may arrive weeks late. */
+const RETIRED_KEPT = 2;
+
 /**
  * Replaces the signed prekey and the last-resort Kyber key once they are
- * SIGNED_PREKEY_ROTATION_MS old. The previous ones stay stored, so that
- * sessions started from a bundle fetched just before still complete.
+ * SIGNED_PREKEY_ROTATION_MS old. The previous RETIRED_KEPT of each stay
+ * stored, so that sessions started from a bundle fetched before still
+ * complete; older ones are deleted.
  */
 export async function rotateSignedPreKeys(provider: CryptoProvider, api: ServerApi, store: KeyValueStore, local: LocalDevice, now: number): Promise<LocalDevice> {
   if (now - local.signedPreKeyAt < SIGNED_PREKEY_ROTATION_MS) return local;
   const signedPreKey = await generateSignedPreKey(provider, local.identity, nextId(local.signedPreKeyId), now);
-  // Last-resort ids live above the one-time ids' range start, in their own sequence: 1, 2, … like signed prekeys.
-  const lastResort = await generateKyberPreKey(provider, local.identity, MAX_KEY_ID - local.lastResortId, now, { lastResort: true, type: KemType.Kyber1024 });
-  const updated = { ...local, signedPreKeyId: signedPreKey.id, signedPreKeyAt: now, lastResortId: local.lastResortId + 1 };
+  const n = local.lastResortCount + 1;
+  const lastResort = await generateKyberPreKey(provider, local.identity, lastResortKeyId(n), now, { lastResort: true, type: KemType.Kyber1024 });
+  const updated = { ...local, signedPreKeyId: signedPreKey.id, signedPreKeyAt: now, lastResortCount: n };
   const tx = new Transaction(store);
   storeSignedPreKey(tx, signedPreKey);
   storeKyberPreKey(tx, lastResort);
   saveLocal(tx, updated);
+  const retired = n - RETIRED_KEPT - 1;
+  if (retired >= 1) {
+    tx.delete('signed', String(signedPreKey.id - RETIRED_KEPT - 1));
+    tx.delete('kyber', String(lastResortKeyId(retired)));
+  }
   await tx.commit();
   await api.uploadKeys({ signedPreKey, kyberLastResortKey: lastResort });
   return updated;

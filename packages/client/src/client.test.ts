@@ -4,11 +4,13 @@
  * live through and checks what every device shows.
  */
 import { cpSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
 import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isClientError, ParleyClient } from '@parley/client';
+import { PROFILE_DATABASE } from '@parley/client/node';
 
 import { eventually, Profile, texts, waitFor } from '../../../testing/clients.js';
 import { http, TestAccount } from '../../../testing/device.js';
@@ -128,6 +130,24 @@ describe('keys', () => {
     await later.sync();
     await eventually('carol rotated', async () => (await later.keyStatus()).signedPreKeyId === 2);
     expect((await later.keyStatus()).signedPreKeyAt).toBe(now);
+
+    // Two more weeks: the two previous keys of each kind stay for late messages, the oldest goes.
+    let current = later;
+    for (const id of [3, 4]) {
+      now += 8 * 24 * 3600 * 1000;
+      await current.close();
+      current = await ParleyClient.open({ ...profile.platform(), now: () => now });
+      clients.push(current);
+      await current.sync();
+      await eventually(`carol rotated to ${id}`, async () => (await current.keyStatus()).signedPreKeyId === id);
+    }
+    await current.close();
+    const db = new SQLite(join(profile.dir, PROFILE_DATABASE), { readonly: true });
+    const keys = (ns: string) => (db.prepare('select key from kv where ns = ? order by key').all(ns) as { key: string }[]).map((r) => Number(r.key));
+    expect(keys('signed')).toEqual([2, 3, 4]);
+    // Last-resort ids count down from the top of the id space: the fourth is 0xfffffc, and the first (0xffffff) is gone.
+    expect(keys('kyber').filter((id) => id > 0xff_0000).sort((a, b) => a - b)).toEqual([0xff_fffc, 0xff_fffd, 0xff_fffe]);
+    db.close();
   });
 });
 

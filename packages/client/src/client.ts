@@ -22,7 +22,7 @@ import { Events } from './events.js';
 import { joinAccount, offerLink, removeDevice, type HistoryWindow, type PendingLink } from './devices.js';
 import { loadContact, saveContact } from './protocolStores.js';
 import { receive } from './receiver.js';
-import { answerResendRequests, countUndecryptable, pruneSent, recordSent, requestResend, UNDECRYPTABLE_GRACE_MS } from './recovery.js';
+import { answerResendRequests, countUndecryptable, pruneSeen, pruneSent, recordSent, requestResend, UNDECRYPTABLE_GRACE_MS } from './recovery.js';
 import { send } from './sender.js';
 import { Transaction, type KeyValueStore } from './store/kv.js';
 import { decodeLocalDevice, json, messageKey, parse, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
@@ -471,6 +471,7 @@ export class ParleyClient {
   async #maintainKeys(): Promise<void> {
     const { provider, api, store } = this.#ctx;
     await pruneSent(this.#ctx);
+    await pruneSeen(this.#ctx);
     let local = await refillPreKeys(provider, api, store, this.#ctx.local, this.#ctx.now());
     local = await rotateSignedPreKeys(provider, api, store, local, this.#ctx.now());
     this.#ctx.local = local;

@@ -79,7 +79,7 @@ export async function joinAccount(platform: Platform, linkCode: string): Promise
       nextPreKeyId: 2,
       signedPreKeyId: 1,
       signedPreKeyAt: now(),
-      lastResortId: 1,
+      lastResortCount: 1,
     };
     const tx = new Transaction(platform.store);
     saveLocal(tx, local);

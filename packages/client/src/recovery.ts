@@ -30,6 +30,20 @@ export function recordSent(tx: Transaction, storedAt: number, to: string, conten
   tx.put('sent', `${pad(storedAt)}.${to}`, json(content));
 }
 
+/**
+ * Envelope ids remembered as processed. A redelivery comes right after a lost
+ * acknowledgement, of at most a window of envelopes, so the newest ten
+ * thousand are plenty; older ones are forgotten, to keep the store bounded.
+ */
+export const SEEN_RETAINED = 10_000;
+
+/** Forgets all but the newest SEEN_RETAINED processed envelope ids. */
+export async function pruneSeen(ctx: Context): Promise<void> {
+  const seen = await ctx.store.list('seen', '');
+  if (seen.length <= SEEN_RETAINED) return;
+  await ctx.store.write(seen.slice(0, seen.length - SEEN_RETAINED).map(([key]) => ({ ns: 'seen', key, value: undefined })));
+}
+
 /** Forgets sent messages older than the resend window. */
 export async function pruneSent(ctx: Context): Promise<void> {
   const cutoff = pad(ctx.now() - RESEND_WINDOW_MS);

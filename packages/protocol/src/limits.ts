@@ -93,3 +93,19 @@ export const MAX_PROVISIONING_MESSAGE_BYTES = 4 * 1024 * 1024;
  * larger unread (1009).
  */
 export const MAX_PROVISIONING_FRAME_BYTES = MAX_PROVISIONING_MESSAGE_BYTES + 64;
+
+/**
+ * Sender key states kept per sender and distribution (libsignal's
+ * MAX_SENDER_KEY_STATES). A sender who rotates its key (after a member leaves)
+ * starts a new chain; keeping the last few lets messages sent on the older
+ * chains, still in flight, decrypt. The oldest state is dropped first.
+ */
+export const MAX_SENDER_KEY_STATES = 5;
+
+/**
+ * Skipped message keys kept per sender key state (libsignal uses
+ * MAX_MESSAGE_KEYS here too), oldest dropped first: enough to cover group
+ * messages delivered out of order, while bounding the memory and the
+ * forward-secrecy exposure of a state, since each kept key can still decrypt.
+ */
+export const MAX_SENDER_MESSAGE_KEYS = MAX_MESSAGE_KEYS;

@@ -30,7 +30,8 @@ export interface LocalDevice {
   readonly nextPreKeyId: number;
   readonly signedPreKeyId: number;
   readonly signedPreKeyAt: number;
-  readonly lastResortId: number;
+  /** How many last-resort Kyber keys this device has made (the newest is the one in use). */
+  readonly lastResortCount: number;
 }
 
 export function encodeLocalDevice(d: LocalDevice): Uint8Array {
@@ -46,7 +47,7 @@ export function encodeLocalDevice(d: LocalDevice): Uint8Array {
     .uint32(7, d.nextPreKeyId)
     .uint32(8, d.signedPreKeyId)
     .uint64(9, d.signedPreKeyAt)
-    .uint32(10, d.lastResortId)
+    .uint32(10, d.lastResortCount)
     .finish();
   identity.wipe();
   auth.wipe();
@@ -66,7 +67,7 @@ export function decodeLocalDevice(bytes: Uint8Array): LocalDevice {
     nextPreKeyId: requiredUint32(f, 7, 'next prekey id'),
     signedPreKeyId: requiredUint32(f, 8, 'signed prekey id'),
     signedPreKeyAt: requiredUint64(f, 9, 'signed prekey time'),
-    lastResortId: requiredUint32(f, 10, 'last-resort id'),
+    lastResortCount: requiredUint32(f, 10, 'last-resort count'),
   };
 }
 
