@@ -1,6 +1,6 @@
 /**
  * `@parley/protocol`: the Signal protocol for one-to-one sessions — PQXDH and
- * the Double Ratchet — byte-compatible with libsignal. Pure: it does no I/O,
+ * the Double Ratchet — and sender keys for groups, byte-compatible with libsignal. Pure: it does no I/O,
  * reads no clock and draws randomness only from the CryptoProvider it is given.
  */
 export { addressKey, type ProtocolAddress } from './address.js';
@@ -29,6 +29,22 @@ export {
 export * as limits from './limits.js';
 export { processPreKeyBundle } from './sessionBuilder.js';
 export {
+  createSenderKeyDistributionMessage,
+  groupDecrypt,
+  groupEncrypt,
+  processSenderKeyDistributionMessage,
+} from './groupCipher.js';
+export {
+  decodeSenderKeyDistributionMessage,
+  decodeSenderKeyMessage,
+  SENDER_KEY_MESSAGE_TYPE,
+  type SenderKeyDistributionMessage,
+  type SenderKeyMessage,
+} from './codec/senderKeyMessages.js';
+export { deserializeSenderKeyRecord, serializeSenderKeyRecord } from './codec/senderKeyRecord.js';
+export { EMPTY_SENDER_KEY_RECORD, type SenderKeyRecord } from './senderKeys/senderKeyRecord.js';
+export { SENDER_KEY_MESSAGE_VERSION, type SenderKeyState, type SenderSigningKey } from './senderKeys/senderKeyState.js';
+export {
   decryptMessage,
   decryptPreKeySignalMessage,
   decryptSignalMessage,
@@ -40,6 +56,7 @@ export { skippedKeyCount, type SessionState } from './sessionState.js';
 export {
   InMemoryIdentityKeyStore,
   InMemoryPreKeyStore,
+  InMemorySenderKeyStore,
   InMemorySessionStore,
   inMemoryStores,
   type Direction,
@@ -47,6 +64,7 @@ export {
   type KyberPreKeyStore,
   type PreKeyStore,
   type ProtocolStores,
+  type SenderKeyStore,
   type SessionStore,
   type SignedPreKeyStore,
 } from './stores.js';

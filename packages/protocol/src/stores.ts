@@ -10,6 +10,7 @@ import { constantTimeEqual } from '@parley/crypto';
 import { addressKey, type ProtocolAddress } from './address.js';
 import { ProtocolError } from './errors.js';
 import type { IdentityKeyPair, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord } from './keys.js';
+import type { SenderKeyRecord } from './senderKeys/senderKeyRecord.js';
 import type { SessionRecord } from './sessionRecord.js';
 
 /** Which way a message is going, for trust decisions. */
@@ -53,6 +54,16 @@ export interface KyberPreKeyStore {
   markKyberPreKeyUsed(id: number, signedPreKeyId: number, baseKey: Uint8Array): Promise<void>;
 }
 
+/**
+ * Sender key records per (sender address, distribution id): the device's own
+ * sender keys under its own address, and every group member's it has received.
+ * Kept apart from {@link ProtocolStores}, which one-to-one sessions need alone.
+ */
+export interface SenderKeyStore {
+  loadSenderKey(sender: ProtocolAddress, distributionId: string): Promise<SenderKeyRecord | undefined>;
+  storeSenderKey(sender: ProtocolAddress, distributionId: string, record: SenderKeyRecord): Promise<void>;
+}
+
 /** Every store one device needs. */
 export interface ProtocolStores {
   readonly sessions: SessionStore;
@@ -80,8 +91,8 @@ export async function checkTrusted(
   }
 }
 
-/** The tail of each address's queue of operations, per set of stores. */
-const queues = new WeakMap<ProtocolStores, Map<string, Promise<unknown>>>();
+/** The tail of each key's queue of operations, per set of stores. */
+const queues = new WeakMap<object, Map<string, Promise<unknown>>>();
 
 /**
  * Runs `operation` after every earlier operation on the same stores and
@@ -89,9 +100,13 @@ const queues = new WeakMap<ProtocolStores, Map<string, Promise<unknown>>>();
  * state from before either wrote it: that would show a duplicate twice.
  */
 export async function withAddressLock<T>(stores: ProtocolStores, address: ProtocolAddress, operation: () => Promise<T>): Promise<T> {
-  let perAddress = queues.get(stores);
-  if (perAddress === undefined) queues.set(stores, (perAddress = new Map<string, Promise<unknown>>()));
-  const key = addressKey(address);
+  return withLock(stores, addressKey(address), operation);
+}
+
+/** Runs `operation` after every earlier operation on the same `owner` (a store) and `key`. */
+export async function withLock<T>(owner: object, key: string, operation: () => Promise<T>): Promise<T> {
+  let perAddress = queues.get(owner);
+  if (perAddress === undefined) queues.set(owner, (perAddress = new Map<string, Promise<unknown>>()));
   const previous = perAddress.get(key) ?? Promise.resolve();
   const result = previous.then(operation, operation);
   const tail = result.then(
@@ -115,6 +130,18 @@ export class InMemorySessionStore implements SessionStore {
 
   async storeSession(address: ProtocolAddress, record: SessionRecord): Promise<void> {
     this.#records.set(addressKey(address), record);
+  }
+}
+
+export class InMemorySenderKeyStore implements SenderKeyStore {
+  readonly #records = new Map<string, SenderKeyRecord>();
+
+  async loadSenderKey(sender: ProtocolAddress, distributionId: string): Promise<SenderKeyRecord | undefined> {
+    return this.#records.get(`${addressKey(sender)}/${distributionId}`);
+  }
+
+  async storeSenderKey(sender: ProtocolAddress, distributionId: string, record: SenderKeyRecord): Promise<void> {
+    this.#records.set(`${addressKey(sender)}/${distributionId}`, record);
   }
 }
 
