@@ -102,6 +102,30 @@ describe('parley, end to end', () => {
     expect(code).toBe(0);
   });
 
+  it('devices link shows a code; link on a new profile reads it from stdin and joins with the history', async () => {
+    const offer = spawn(process.execPath, [bin, '--profile', join(home, alice), '--json', 'devices', 'link'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    offer.stdout.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter((l) => l.trim() !== '')));
+    const deadline = Date.now() + 30_000;
+    while (lines.length === 0) {
+      if (Date.now() > deadline) throw new Error('devices link printed no code');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const { code } = JSON.parse(lines[0]!) as { code: string };
+    expect(code).toMatch(/^parley:\/\/link\?v=1&/);
+
+    const joiner = spawn(process.execPath, [bin, '--profile', join(home, `${alice}_laptop`), '--json', 'link'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let joined = '';
+    joiner.stdout.on('data', (chunk: Buffer) => (joined += chunk.toString()));
+    joiner.stdin.end(`${code}\n`);
+    const [offerCode, joinCode] = await Promise.all([new Promise((r) => offer.on('exit', r)), new Promise((r) => joiner.on('exit', r))]);
+    expect([offerCode, joinCode]).toEqual([0, 0]);
+    expect(JSON.parse(joined)).toMatchObject({ username: alice, deviceId: 2 });
+    expect(JSON.parse(lines.at(-1)!)).toEqual({ event: 'linked', deviceId: 2 });
+    expect((await parley(`${alice}_laptop`, 'inbox', bob)).stdout).toContain('me: hello from the terminal');
+    expect((await parley(alice, '--json', 'devices', 'list')).stdout).toContain('"deviceId":2');
+  });
+
   it('user mistakes get one clear line and an exit code, never a stack trace', async () => {
     const unknown = await parley(alice, 'send', 'nobody_like_this', 'hi');
     expect(unknown.code).toBe(1);

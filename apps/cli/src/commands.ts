@@ -34,7 +34,7 @@ const printJson = (value: unknown) => {
 const STATUS_MARK: Record<StoredMessage['status'], string> = { sending: '…', sent: '✓', delivered: '✓✓', read: '✓✓ read', received: '' };
 
 function formatMessage(m: StoredMessage): string {
-  const time = new Date(m.sentAt).toISOString().replace('T', ' ').slice(0, 19);
+  const time = new Date(m.storedAt).toISOString().replace('T', ' ').slice(0, 19); // this device's clock, never a sender's
   if (m.kind === 'notice') return `${time}  ⚠ ${m.body}`;
   const who = m.direction === 'outgoing' ? 'me' : m.author;
   const mark = m.direction === 'outgoing' ? `  ${STATUS_MARK[m.status]}` : '';
@@ -229,8 +229,8 @@ const devices: Command = async (args, options) => {
         const pending = await client.startLink();
         if (options.json) printJson({ event: 'code', code: pending.code });
         else {
-          out('On the new device, run:\n');
-          out(`  parley link '${pending.code}'\n`);
+          out('On the new device, run `parley link` and paste this code (or scan it):\n');
+          out(`  ${pending.code}\n`);
           out(await QRCode.toString(pending.code, { type: 'terminal', small: true }));
           out('Keep this code to yourself: it hands over your account. Waiting for the new device…');
         }
@@ -254,9 +254,18 @@ const devices: Command = async (args, options) => {
   }
 };
 
+/** The link code from standard input: it hands over the account, so it stays out of the command line (ps, shell history). */
+async function readCode(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('Paste the link code your other device shows, then press Enter: ');
+  for await (const line of createInterface({ input: process.stdin, terminal: false })) {
+    if (line.trim() !== '') return line.trim();
+  }
+  throw new UsageError('no link code on standard input');
+}
+
 const link: Command = async (args, options) => {
-  const [code] = args;
-  if (code === undefined) throw new UsageError("link needs the code another device shows: parley link 'parley://link?…'");
+  if (args.length > 0) throw new UsageError('link reads the code from standard input, not the command line (it would stay in your shell history)');
+  const code = await readCode();
   if (!options.json) out('Linking… (your other device shows its progress too)');
   const client = await ParleyClient.link(nodePlatform(options.profile), code);
   try {

@@ -16,7 +16,7 @@ const USAGE = `Usage: parley [--profile DIR] [--json] <command>
 
 Commands:
   init --server URL --name NAME   create an account on a server, with this profile as its first device
-  link CODE                       join an account as a new device, with the code its device shows
+  link                            join an account as a new device: paste the code its device shows
   whoami                          this profile's account, device and server
   send USER TEXT                  send a message (the rest of the line is the text)
   inbox [USER]                    fetch new messages; list conversations, or show one

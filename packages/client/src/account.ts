@@ -148,9 +148,14 @@ export async function rotateSignedPreKeys(provider: CryptoProvider, api: ServerA
   const n = local.lastResortCount + 1;
   const lastResort = await generateKyberPreKey(provider, local.identity, lastResortKeyId(n), now, { lastResort: true, type: KemType.Kyber1024 });
   const updated = { ...local, signedPreKeyId: signedPreKey.id, signedPreKeyAt: now, lastResortCount: n };
+  // The keys are stored before the server can hand them out; the rotation counts only once they are uploaded,
+  // so a failed upload is tried again (under the same ids) after the next drain instead of a week later.
+  const keys = new Transaction(store);
+  storeSignedPreKey(keys, signedPreKey);
+  storeKyberPreKey(keys, lastResort);
+  await keys.commit();
+  await api.uploadKeys({ signedPreKey, kyberLastResortKey: lastResort });
   const tx = new Transaction(store);
-  storeSignedPreKey(tx, signedPreKey);
-  storeKyberPreKey(tx, lastResort);
   saveLocal(tx, updated);
   const retired = n - RETIRED_KEPT - 1;
   if (retired >= 1) {
@@ -158,6 +163,5 @@ export async function rotateSignedPreKeys(provider: CryptoProvider, api: ServerA
     tx.delete('kyber', String(lastResortKeyId(retired)));
   }
   await tx.commit();
-  await api.uploadKeys({ signedPreKey, kyberLastResortKey: lastResort });
   return updated;
 }

@@ -41,6 +41,8 @@ export interface DeviceCredentials {
   readonly auth: IdentityKeyPair;
 }
 
+/** A request unanswered this long fails with NETWORK (a stuck connection must not hold the client's lock forever). */
+const REQUEST_TIMEOUT_MS = 30_000;
 /** Tokens are used until this long before they expire, then a new one is fetched. */
 const TOKEN_MARGIN_MS = 60_000;
 
@@ -111,6 +113,7 @@ export class ServerApi {
       response = await fetch(`${this.baseUrl}${path}`, {
         method,
         headers,
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       });
     } catch (error) {
@@ -137,6 +140,11 @@ export class ServerApi {
       });
     }
     return json;
+  }
+
+  /** Forgets the cached token (the server refused it): the next call logs in again. */
+  forgetToken(): void {
+    this.#token = undefined;
   }
 
   /** A valid connection token, logging in with a signed challenge when the last one is about to expire. */

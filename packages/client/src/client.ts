@@ -9,15 +9,15 @@
  * `Platform` (node/index.ts builds the Node one).
  */
 import type { CryptoProvider } from '@parley/crypto';
-import { createFingerprint, utf8, verifyDeviceList, type Envelope } from '@parley/protocol';
+import { createFingerprint, foldUsername, utf8, type Envelope } from '@parley/protocol';
 
 import { createAccount, refillPreKeys, rotateSignedPreKeys } from './account.js';
 import { ServerApi } from './api.js';
 import { fromBase64 } from './base64.js';
-import { encodeContent, type Content } from './content.js';
+import { encodeContent, MAX_RECEIPT_IDS, type Content } from './content.js';
 import { refreshContact } from './contacts.js';
 import type { ClientEvents, Context } from './context.js';
-import { ClientError } from './errors.js';
+import { ClientError, isClientError } from './errors.js';
 import { Events } from './events.js';
 import { joinAccount, offerLink, removeDevice, type HistoryWindow, type PendingLink } from './devices.js';
 import { loadContact, saveContact } from './protocolStores.js';
@@ -25,7 +25,7 @@ import { receive } from './receiver.js';
 import { answerResendRequests, countUndecryptable, pruneSeen, pruneSent, recordSent, requestResend, UNDECRYPTABLE_GRACE_MS } from './recovery.js';
 import { send } from './sender.js';
 import { Transaction, type KeyValueStore } from './store/kv.js';
-import { decodeLocalDevice, json, messageKey, parse, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
+import { decodeLocalDevice, json, messageKey, parse, seenKey, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
 import { DEFAULT_BACKOFF, Transport, type BackoffOptions, type ConnectionState, type WebSocketFactory } from './transport.js';
 
 /** What differs between Node and browsers. */
@@ -47,6 +47,24 @@ export interface SafetyNumber {
   readonly verified: boolean;
 }
 
+/** A username as the user typed it, in canonical form. @throws ClientError `INVALID_ARGUMENT` for one that cannot exist. */
+function canonical(username: string): string {
+  try {
+    return foldUsername(username);
+  } catch (error) {
+    throw new ClientError('INVALID_ARGUMENT', `"${username}" is not a username: 3–32 letters, digits or _, starting with a letter`, { cause: error });
+  }
+}
+
+/** The padded plaintext of a content. @throws ClientError `INVALID_ARGUMENT` for a content out of range (a text over 64 KiB, say). */
+function encodable(content: Content): Uint8Array {
+  try {
+    return encodeContent(content);
+  } catch (error) {
+    throw new ClientError('INVALID_ARGUMENT', error instanceof Error ? error.message : 'a message out of range', { cause: error });
+  }
+}
+
 /** Conversations are listed newest first, at most this many messages each unless asked. */
 const DEFAULT_HISTORY = 50;
 
@@ -58,6 +76,12 @@ export class ParleyClient {
   #inbox: Envelope[] = [];
   #processing = false;
   #drainedCount = 0;
+  /** When each device's session was last restarted to recover (see recovery.ts). */
+  readonly #sessionResets = new Map<string, number>();
+  /** sentAt only increases on this device, so two messages never share one. */
+  #lastSentAt = 0;
+  /** Key upkeep runs one at a time. */
+  #maintaining: Promise<void> = Promise.resolve();
   /** The mailbox was drained on the current connection: from now on envelopes arrive live. */
   #drained = false;
   #closed = false;
@@ -112,7 +136,7 @@ export class ParleyClient {
     const local = await createAccount(platform.provider, api, platform.store, username, (platform.now ?? Date.now)());
     api.signInAs(local);
     const client = new ParleyClient(platform, api, local);
-    await client.#maintainKeys();
+    await client.#maintainKeysOrWarn();
     return client;
   }
 
@@ -140,7 +164,7 @@ export class ParleyClient {
     }
     const { api, local } = await joinAccount(platform, linkCode);
     const client = new ParleyClient(platform, api, local);
-    await client.#maintainKeys();
+    await client.#maintainKeysOrWarn();
     return client;
   }
 
@@ -221,9 +245,10 @@ export class ParleyClient {
    */
   async sendText(username: string, text: string): Promise<StoredMessage> {
     if (text.length === 0) throw new ClientError('INVALID_ARGUMENT', 'a message needs some text');
-    const to = username.toLowerCase();
-    const sentAt = this.#ctx.now();
+    const to = canonical(username);
+    const sentAt = (this.#lastSentAt = Math.max(this.#ctx.now(), this.#lastSentAt + 1));
     const content: Content = { kind: 'text', sentAt, body: text };
+    const plaintext = encodable(content); // checked before anything is stored
     const local = this.#ctx.local;
     const message: StoredMessage = {
       conversation: to,
@@ -239,7 +264,7 @@ export class ParleyClient {
     await this.#put(message);
     this.events.emit('message', message);
     const sync: Content = { kind: 'sync', sentAt, destination: to, message: content };
-    const recipients = [{ username: to, plaintext: encodeContent(content) }];
+    const recipients = [{ username: to, plaintext }];
     if (to !== local.username) recipients.push({ username: local.username, plaintext: encodeContent(sync) });
     this.connect(); // sending needs the connection; it stays up until close()
     const storedAt = await send(this.#ctx, recipients);
@@ -252,10 +277,13 @@ export class ParleyClient {
 
   /** Tells `username` that their messages up to now have been read, and marks them read here. */
   async markRead(username: string): Promise<number> {
+    username = canonical(username);
     const unread = (await this.conversation(username, Number.MAX_SAFE_INTEGER)).filter((m) => m.direction === 'incoming' && m.kind === 'text' && m.status === 'received');
-    if (unread.length === 0) return 0;
-    for (const m of unread) await this.#put({ ...m, status: 'read' });
-    await this.#sendContent(username, { kind: 'receipt', sentAt: this.#ctx.now(), receipt: 'read', messages: unread.map((m) => m.sentAt) });
+    for (let start = 0; start < unread.length; start += MAX_RECEIPT_IDS) {
+      const batch = unread.slice(start, start + MAX_RECEIPT_IDS);
+      await this.#sendContent(username, { kind: 'receipt', sentAt: this.#ctx.now(), receipt: 'read', messages: batch.map((m) => m.sentAt) });
+      for (const m of batch) await this.#put({ ...m, status: 'read' });
+    }
     return unread.length;
   }
 
@@ -266,7 +294,7 @@ export class ParleyClient {
 
   /** The last `limit` messages with `username`, oldest first. */
   async conversation(username: string, limit = DEFAULT_HISTORY): Promise<StoredMessage[]> {
-    const entries = await this.#ctx.store.list('message', `${username.toLowerCase()}/`, { limit, reverse: true });
+    const entries = await this.#ctx.store.list('message', `${canonical(username)}/`, { limit, reverse: true });
     return entries.map(([, bytes]) => parse<StoredMessage>(bytes)).reverse();
   }
 
@@ -335,7 +363,7 @@ export class ParleyClient {
     await this.#ctx.exclusive(async () => {
       const tx = new Transaction(this.#ctx.store);
       const after: (() => void)[] = [];
-      await refreshContact(this.#ctx, tx, username.toLowerCase(), after);
+      await refreshContact(this.#ctx, tx, canonical(username), after);
       await tx.commit();
       for (const emit of after) emit();
     });
@@ -359,15 +387,8 @@ export class ParleyClient {
     return { ...counts, signedPreKeyId: this.#ctx.local.signedPreKeyId, signedPreKeyAt: this.#ctx.local.signedPreKeyAt };
   }
 
-  /** Checks the server's copy of this account's device list against the identity key. @throws ClientError `INVALID_DEVICE_LIST`. */
-  async checkOwnDeviceList(): Promise<number> {
-    const answer = await this.#ctx.api.account(this.username);
-    const list = await verifyDeviceList(this.#ctx.provider, this.#ctx.local.identity.publicKey, answer.deviceList);
-    return list.version;
-  }
-
   async #contact(username: string): Promise<Contact> {
-    const name = username.toLowerCase();
+    const name = canonical(username);
     const known = await loadContact(new Transaction(this.#ctx.store), name);
     if (known !== undefined) return known;
     return this.#ctx.exclusive(async () => {
@@ -384,16 +405,17 @@ export class ParleyClient {
     await this.#contact(username);
     await this.#ctx.exclusive(async () => {
       const tx = new Transaction(this.#ctx.store);
-      const contact = await loadContact(tx, username.toLowerCase());
+      const contact = await loadContact(tx, canonical(username));
       if (contact === undefined) return;
-      saveContact(tx, { ...contact, verified, blocked: false });
+      // Verifying lifts a block after a key change; unverifying does not.
+      saveContact(tx, { ...contact, verified, blocked: verified ? false : contact.blocked });
       await tx.commit();
     });
   }
 
   async #sendContent(username: string, content: Content): Promise<void> {
     this.connect();
-    await send(this.#ctx, [{ username: username.toLowerCase(), plaintext: encodeContent(content) }]);
+    await send(this.#ctx, [{ username: canonical(username), plaintext: encodable(content) }]);
   }
 
   async #put(message: StoredMessage): Promise<void> {
@@ -401,12 +423,16 @@ export class ParleyClient {
   }
 
   async #advance(message: StoredMessage, status: StoredMessage['status']): Promise<StoredMessage> {
-    const stored = await this.#ctx.store.get('message', messageKey(message));
-    const current = stored === undefined ? message : parse<StoredMessage>(stored);
-    if (current.status !== 'sending') return current; // a receipt got here first
-    const updated = { ...current, status };
-    await this.#put(updated);
-    this.events.emit('status', updated);
+    // Under the lock: a receipt processed meanwhile must not be overwritten.
+    const updated = await this.#ctx.exclusive(async () => {
+      const stored = await this.#ctx.store.get('message', messageKey(message));
+      const current = stored === undefined ? message : parse<StoredMessage>(stored);
+      if (current.status !== 'sending') return current; // a receipt got here first
+      const next = { ...current, status };
+      await this.#put(next);
+      return next;
+    });
+    if (updated.status === status) this.events.emit('status', updated);
     return updated;
   }
 
@@ -421,9 +447,18 @@ export class ParleyClient {
         try {
           result = await this.#ctx.exclusive(() => receive(this.#ctx, envelope));
         } catch (error) {
-          // Storage or network trouble: the envelope stays unacknowledged and comes again after reconnecting.
-          this.events.emit('warning', { message: `could not process an envelope from ${envelope.source}; it will be retried`, cause: error });
+          if (isClientError(error) && error.code !== 'NETWORK' && error.code !== 'CLOSED') {
+            // It can never be processed (the sender's account is gone, or its device list does not verify): drop it, say so.
+            this.events.emit('warning', { message: `dropped an envelope from ${envelope.source}: ${error.message}`, cause: error });
+            await this.#ctx.store.write([{ ns: 'seen', key: seenKey(envelope.id), value: new Uint8Array(0) }]);
+            this.#inbox.shift();
+            this.#ctx.transport.ack([envelope.id]);
+            continue;
+          }
+          // Network or storage trouble: unacknowledged, the envelope comes again on a new connection.
+          this.events.emit('warning', { message: `could not process an envelope from ${envelope.source}; retrying`, cause: error });
           this.#inbox = [];
+          this.#ctx.transport.reconnect();
           return;
         }
         this.#inbox.shift();
@@ -432,7 +467,7 @@ export class ParleyClient {
         for (const emit of result.events) emit();
         const { failed, receipt } = result;
         if (failed !== undefined) {
-          void requestResend(this.#ctx, failed).catch((error: unknown) => {
+          void requestResend(this.#ctx, failed, this.#sessionResets).catch((error: unknown) => {
             this.events.emit('warning', { message: `could not ask ${failed.from} to resend a message`, cause: error });
           });
         }
@@ -463,12 +498,24 @@ export class ParleyClient {
     const count = this.#drainedCount;
     this.#drainedCount = 0;
     this.events.emit('drained', { count });
+    await this.#maintainKeysOrWarn();
+  }
+
+  /** The account exists whatever happens here: a failed refill is retried after the next drain. */
+  async #maintainKeysOrWarn(): Promise<void> {
     await this.#maintainKeys().catch((error: unknown) => {
-      this.events.emit('warning', { message: 'could not refill or rotate prekeys', cause: error });
+      this.events.emit('warning', { message: 'could not refill or rotate prekeys; will retry', cause: error });
     });
   }
 
-  async #maintainKeys(): Promise<void> {
+  /** Refills and rotates keys, one run at a time (two runs would make different keys under the same ids). */
+  #maintainKeys(): Promise<void> {
+    const run = this.#maintaining.then(() => this.#upkeep());
+    this.#maintaining = run.catch(() => undefined);
+    return run;
+  }
+
+  async #upkeep(): Promise<void> {
     const { provider, api, store } = this.#ctx;
     await pruneSent(this.#ctx);
     await pruneSeen(this.#ctx);

@@ -7,7 +7,7 @@
  * conversation, ends the sessions made under the old key, and if the contact
  * was verified, blocks sending until the user verifies again.
  */
-import { constantTimeEqual } from '@parley/crypto';
+import { constantTimeEqual, type CryptoProvider } from '@parley/crypto';
 import { isProtocolError, verifyDeviceList, type DeviceList } from '@parley/protocol';
 
 import type { SignedDeviceListBytes } from './api.js';
@@ -15,14 +15,14 @@ import { fromBase64, toBase64 } from './base64.js';
 import type { Context } from './context.js';
 import { ClientError } from './errors.js';
 import { loadContact, saveContact } from './protocolStores.js';
-import type { Transaction } from './store/kv.js';
+import { Transaction } from './store/kv.js';
 import { json, messageKey, type Contact, type StoredMessage } from './store/records.js';
 
 /** Verifies a signed device list for `username` under `identityKey`. @throws ClientError `INVALID_DEVICE_LIST`. */
-export async function verifiedDeviceList(ctx: Context, username: string, identityKey: Uint8Array, signed: SignedDeviceListBytes): Promise<DeviceList> {
+export async function verifiedDeviceList(provider: CryptoProvider, username: string, identityKey: Uint8Array, signed: SignedDeviceListBytes): Promise<DeviceList> {
   let list: DeviceList;
   try {
-    list = await verifyDeviceList(ctx.provider, identityKey, signed);
+    list = await verifyDeviceList(provider, identityKey, signed);
   } catch (error) {
     if (!isProtocolError(error)) throw error;
     throw new ClientError('INVALID_DEVICE_LIST', `the server served a device list for ${username} that its identity key did not sign`, { cause: error });
@@ -95,7 +95,7 @@ export async function refreshContact(ctx: Context, tx: Transaction, username: st
   if (username === ctx.local.username && !constantTimeEqual(answer.identityKey, ctx.local.identity.publicKey)) {
     throw new ClientError('INVALID_DEVICE_LIST', 'the server holds another identity key for this very account');
   }
-  const list = await verifiedDeviceList(ctx, username, answer.identityKey, answer.deviceList);
+  const list = await verifiedDeviceList(ctx.provider, username, answer.identityKey, answer.deviceList);
   const noted = await noteIdentity(ctx, tx, username, answer.identityKey);
   if (noted.changed) {
     const { wasVerified, notice } = noted;
@@ -118,6 +118,27 @@ export async function refreshContact(ctx: Context, tx: Transaction, username: st
     after.push(() => { ctx.events.emit('devices', { version: list.version, deviceIds }); });
   }
   return contact;
+}
+
+/**
+ * This account's current signed device list, as the server serves it,
+ * checked: signed by the identity key, naming this account and this device,
+ * and no older than the newest this device has seen (a server replaying an
+ * old list could otherwise bring a removed device back).
+ * @throws ClientError `INVALID_DEVICE_LIST`.
+ */
+export async function ownDeviceList(ctx: Context): Promise<{ list: DeviceList; signed: SignedDeviceListBytes }> {
+  const { local } = ctx;
+  const answer = await ctx.api.account(local.username);
+  const list = await verifiedDeviceList(ctx.provider, local.username, local.identity.publicKey, answer.deviceList);
+  const known = await loadContact(new Transaction(ctx.store), local.username);
+  if (known !== undefined && list.version < known.deviceListVersion) {
+    throw new ClientError('INVALID_DEVICE_LIST', `the server served version ${list.version} of this account's device list after version ${known.deviceListVersion}`);
+  }
+  if (!list.devices.some((d) => d.deviceId === local.deviceId)) {
+    throw new ClientError('INVALID_DEVICE_LIST', 'the device list the server serves does not hold this device');
+  }
+  return { list, signed: answer.deviceList };
 }
 
 /** The contact with a device list, fetched if this device has none yet. */

@@ -3,11 +3,13 @@
  * link from a device already in it, and removing a device. The channel itself
  * (code, keys, relay) is in linking.ts.
  */
-import { fromUtf8, signDeviceList, utf8, verifyDeviceList } from '@parley/protocol';
+import type { SecretBytes } from '@parley/crypto';
+import { fromUtf8, signDeviceList, utf8 } from '@parley/protocol';
 
 import { newDeviceKeys, saveLocal, storeKyberPreKey, storeSignedPreKey } from './account.js';
 import { ServerApi } from './api.js';
 import type { Platform } from './client.js';
+import { ownDeviceList, verifiedDeviceList } from './contacts.js';
 import type { Context } from './context.js';
 import { ClientError } from './errors.js';
 import { channelKey, decodeProvision, encodeProvision, formatLinkCode, open, parseLinkCode, RelaySocket, seal } from './linking.js';
@@ -46,17 +48,19 @@ export async function joinAccount(platform: Platform, linkCode: string): Promise
   const { provider } = platform;
   const now = platform.now ?? Date.now;
   const relay = await RelaySocket.open(platform.webSocket, code.serverUrl);
+  let key: SecretBytes | undefined;
   try {
     relay.send({ kind: 'join', address: code.address });
     await relay.next('joined');
     const ephemeral = await provider.x25519GenerateKeyPair();
     relay.send({ kind: 'message', body: ephemeral.publicKey });
-    const key = await channelKey(provider, ephemeral.privateKey, code.publicKey, code);
-    const provision = decodeProvision(await open(provider, key, code.address, (await relay.next('message')).body));
+    key = await channelKey(provider, ephemeral.privateKey, code.publicKey, code);
+    const sealed = await open(provider, key, code.address, 'to-new-device', (await relay.next('message')).body);
+    const provision = decodeProvision(sealed);
+    sealed.fill(0); // it held the identity private key, now copied into `provision`
 
     const api = new ServerApi(code.serverUrl, provider, now);
-    const list = await verifyDeviceList(provider, provision.identity.publicKey, provision.deviceList);
-    if (list.username !== provision.username) throw new ClientError('BAD_RESPONSE', 'the device list is for another account');
+    const list = await verifiedDeviceList(provider, provision.username, provision.identity.publicKey, provision.deviceList);
     const keys = await newDeviceKeys(provider, provision.identity, now());
     const deviceList = await signDeviceList(provider, provision.identity, {
       username: provision.username,
@@ -91,20 +95,30 @@ export async function joinAccount(platform: Platform, linkCode: string): Promise
     }
     for (const message of parse<StoredMessage[]>(provision.history)) tx.put('message', messageKey(message), json(message));
     await tx.commit();
-    relay.send({ kind: 'message', body: await seal(provider, key, code.address, utf8(JSON.stringify({ deviceId: local.deviceId }))) });
-    key.wipe();
+    relay.send({ kind: 'message', body: await seal(provider, key, code.address, 'to-existing-device', utf8(JSON.stringify({ deviceId: local.deviceId }))) });
     api.signInAs(local);
     return { api, local };
   } finally {
+    key?.wipe();
+    code.secret.fill(0);
     relay.close();
   }
 }
 
-/** The messages a linked device gets: the newest within the window, oldest first. */
-async function history(ctx: Context, window: HistoryWindow): Promise<StoredMessage[]> {
+/** History in one provisioning message stays under this, leaving room for the keys and contacts (the relay takes 4 MiB). */
+const MAX_HISTORY_BYTES = 3 * 1024 * 1024;
+
+/** The messages a linked device gets: the newest within the window, oldest first, at most MAX_HISTORY_BYTES encoded. */
+async function history(ctx: Context, window: HistoryWindow): Promise<Uint8Array> {
   const since = ctx.now() - (window.maxAgeMs ?? DEFAULT_HISTORY_WINDOW.maxAgeMs);
   const all = (await ctx.store.list('message', '')).map(([, bytes]) => parse<StoredMessage>(bytes)).filter((m) => m.sentAt >= since);
-  return all.sort((a, b) => a.sentAt - b.sentAt).slice(-(window.maxMessages ?? DEFAULT_HISTORY_WINDOW.maxMessages));
+  let kept = all.sort((a, b) => a.sentAt - b.sentAt).slice(-(window.maxMessages ?? DEFAULT_HISTORY_WINDOW.maxMessages));
+  let encoded = json(kept);
+  while (encoded.length > MAX_HISTORY_BYTES) {
+    kept = kept.slice(Math.ceil(kept.length / 4)); // drop the oldest quarter
+    encoded = json(kept);
+  }
+  return encoded;
 }
 
 /** The existing device's side: opens a channel and serves the new device once it joins. */
@@ -117,29 +131,30 @@ export async function offerLink(ctx: Context, webSocket: WebSocketFactory, windo
   const secret = provider.randomBytes(32);
   const code = formatLinkCode({ serverUrl: api.baseUrl, address, publicKey: ephemeral.publicKey, secret });
   const done = (async () => {
+    let key: SecretBytes | undefined;
     try {
       await relay.next('joined');
       const theirs = (await relay.next('message')).body;
-      const key = await channelKey(provider, ephemeral.privateKey, theirs, { secret, address });
+      key = await channelKey(provider, ephemeral.privateKey, theirs, { secret, address });
       const grant = await api.linkToken();
-      const account = await api.account(ctx.local.username);
-      await verifyDeviceList(provider, ctx.local.identity.publicKey, account.deviceList);
+      const { signed } = await ownDeviceList(ctx);
       const provision = encodeProvision({
         username: ctx.local.username,
         identity: ctx.local.identity,
         deviceId: grant.deviceId,
         linkToken: utf8(grant.linkToken),
-        deviceList: account.deviceList,
+        deviceList: signed,
         contacts: json((await ctx.store.list('contact', '')).map(([, bytes]) => parse<Contact>(bytes))),
-        history: json(await history(ctx, window)),
+        history: await history(ctx, window),
       });
-      relay.send({ kind: 'message', body: await seal(provider, key, address, provision) });
+      relay.send({ kind: 'message', body: await seal(provider, key, address, 'to-new-device', provision) });
       provision.fill(0);
-      const answer = parse<{ deviceId: number }>(await open(provider, key, address, (await relay.next('message')).body));
-      key.wipe();
+      const answer = parse<{ deviceId?: unknown }>(await open(provider, key, address, 'to-existing-device', (await relay.next('message')).body));
+      if (answer.deviceId !== grant.deviceId) throw new ClientError('BAD_RESPONSE', 'the new device reports another device id than the one it was given');
       await joined();
-      return { deviceId: answer.deviceId };
+      return { deviceId: grant.deviceId };
     } finally {
+      key?.wipe();
       secret.fill(0);
       relay.close();
     }
@@ -150,8 +165,7 @@ export async function offerLink(ctx: Context, webSocket: WebSocketFactory, windo
 /** Signs the device list without `deviceId` and has the server remove the device. */
 export async function removeDevice(ctx: Context, deviceId: number): Promise<void> {
   const { provider, api, local } = ctx;
-  const account = await api.account(local.username);
-  const list = await verifyDeviceList(provider, local.identity.publicKey, account.deviceList);
+  const { list } = await ownDeviceList(ctx);
   const devices = list.devices.filter((d) => d.deviceId !== deviceId);
   if (devices.length === list.devices.length) throw new ClientError('INVALID_ARGUMENT', `this account has no device ${deviceId}`);
   if (devices.length === 0) throw new ClientError('INVALID_ARGUMENT', 'an account keeps at least one device');

@@ -12,6 +12,7 @@
  *   K = HKDF(X25519(EA, EB), salt S, "Parley provisioning v1" ‖ A)
  *   seal_K(identity key pair, username, link token + device id,
  *          signed device list, contacts, history) ─────────────►
+ *   (each sealed message binds A and its direction into its AAD)
  *                                                    signs the device list with itself added, links
  *          ◄──────────────────────────────────────────── seal_K(done)
  *
@@ -143,15 +144,32 @@ export async function channelKey(provider: CryptoProvider, privateKey: Parameter
   }
 }
 
-export async function seal(provider: CryptoProvider, key: Parameters<CryptoProvider['aes256GcmEncrypt']>[0], address: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+/** Which way a sealed message goes: bound into its AAD, so the relay cannot reflect a message back to its sender. */
+export type Direction = 'to-new-device' | 'to-existing-device';
+const DIRECTION_BYTE: Record<Direction, number> = { 'to-new-device': 1, 'to-existing-device': 2 };
+const aad = (address: Uint8Array, direction: Direction) => concatBytes(address, Uint8Array.of(DIRECTION_BYTE[direction]));
+
+export async function seal(
+  provider: CryptoProvider,
+  key: Parameters<CryptoProvider['aes256GcmEncrypt']>[0],
+  address: Uint8Array,
+  direction: Direction,
+  plaintext: Uint8Array,
+): Promise<Uint8Array> {
   const nonce = provider.randomBytes(NONCE_BYTES);
-  return concatBytes(nonce, await provider.aes256GcmEncrypt(key, nonce, plaintext, address));
+  return concatBytes(nonce, await provider.aes256GcmEncrypt(key, nonce, plaintext, aad(address, direction)));
 }
 
-/** @throws ClientError `BAD_RESPONSE` if the message was not sealed with the channel key (a relay that tampered). */
-export async function open(provider: CryptoProvider, key: Parameters<CryptoProvider['aes256GcmDecrypt']>[0], address: Uint8Array, sealed: Uint8Array): Promise<Uint8Array> {
+/** @throws ClientError `BAD_RESPONSE` if the message was not sealed with the channel key for this direction (a relay that tampered). */
+export async function open(
+  provider: CryptoProvider,
+  key: Parameters<CryptoProvider['aes256GcmDecrypt']>[0],
+  address: Uint8Array,
+  direction: Direction,
+  sealed: Uint8Array,
+): Promise<Uint8Array> {
   try {
-    return await provider.aes256GcmDecrypt(key, sealed.subarray(0, NONCE_BYTES), sealed.subarray(NONCE_BYTES), address);
+    return await provider.aes256GcmDecrypt(key, sealed.subarray(0, NONCE_BYTES), sealed.subarray(NONCE_BYTES), aad(address, direction));
   } catch (error) {
     throw new ClientError('BAD_RESPONSE', 'the linking channel was tampered with (or the link code was mistyped)', { cause: error });
   }

@@ -37,6 +37,12 @@ export interface Received {
 /** The key of an undecryptable envelope's record: sender, device, and the server's timestamp. */
 export const undecryptableKey = (from: string, device: number, failedAt: number) => `${from}.${device}.${String(failedAt).padStart(16, '0')}`;
 
+/**
+ * A message dated further ahead than this is refused: its time names it and
+ * orders the conversation, and a sender's clock is not that wrong.
+ */
+export const MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000;
+
 /** Statuses only move forward. */
 const RANK: Record<MessageStatus, number> = { sending: 0, sent: 1, delivered: 2, read: 3, received: 0 };
 
@@ -56,14 +62,18 @@ export async function receive(ctx: Context, envelope: Envelope): Promise<Receive
   }
 
   let plaintext: Uint8Array;
+  const staged: (() => void)[] = []; // an identity change is news only if the message it came with decrypts
   try {
-    plaintext = await decrypt(ctx, tx, envelope, events);
+    plaintext = await decrypt(ctx, tx, envelope, staged);
+    events.push(...staged);
   } catch (error) {
     if (!isProtocolError(error)) throw error;
+    // A counter already used: a replay (the envelope id is new, the message is not). Nothing to recover.
+    if (error.code === 'DUPLICATE_MESSAGE') return finish(ctx, new Transaction(ctx.store), envelope, []);
     // Nothing the failed decryption staged is kept: a fresh transaction records the failure.
     const failed = new Transaction(ctx.store);
     failed.put('undecryptable', undecryptableKey(source, envelope.sourceDevice, envelope.timestamp), json({ code: error.code, at: ctx.now() }));
-    const result = await finish(ctx, failed, envelope, events, () => {
+    const result = await finish(ctx, failed, envelope, [], () => {
       ctx.events.emit('warning', { message: `a message from ${source}.${envelope.sourceDevice} could not be decrypted (${error.code}); asking for it again`, cause: error });
     });
     return { ...result, failed: { from: source, device: envelope.sourceDevice, failedAt: envelope.timestamp } };
@@ -117,6 +127,12 @@ async function apply(ctx: Context, tx: Transaction, envelope: Envelope, content:
     events.push(() => { ctx.events.emit('message', message); });
   };
   const base = { authorDevice: envelope.sourceDevice, sentAt: content.sentAt, storedAt: ctx.now() };
+  const dated = content.kind === 'sync' ? content.message.sentAt : content.sentAt;
+  if ((content.kind === 'text' || content.kind === 'sync') && dated > ctx.now() + MAX_CLOCK_SKEW_MS) {
+    const notice = addNotice(ctx, tx, source, `A message from ${source} dated ${new Date(Math.min(dated, 8.64e15)).toISOString().slice(0, 10)}, in the future, was dropped.`);
+    events.push(() => { ctx.events.emit('message', notice); });
+    return undefined;
+  }
   switch (content.kind) {
     case 'text':
       if (content.resentFor !== undefined) tx.delete('undecryptable', undecryptableKey(source, envelope.sourceDevice, content.resentFor));

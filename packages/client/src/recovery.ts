@@ -55,11 +55,26 @@ export async function pruneSent(ctx: Context): Promise<void> {
   await tx.commit();
 }
 
-/** Asks `from` to resend what its `device` sent at server time `failedAt`, in a fresh session with that device. */
-export async function requestResend(ctx: Context, failed: { from: string; device: number; failedAt: number }): Promise<void> {
-  await ctx.exclusive(async () => {
-    await ctx.store.write([{ ns: 'session', key: sessionKey(failed.from, failed.device), value: undefined }]);
-  });
+/**
+ * A device's session is restarted at most this often: a burst of failures
+ * (or of garbage a server injects) costs one fresh session, not one each.
+ */
+export const SESSION_RESET_INTERVAL_MS = 60_000;
+
+/**
+ * Asks `from` to resend what its `device` sent at server time `failedAt`, in
+ * a fresh session with that device (restarted at most once per
+ * SESSION_RESET_INTERVAL_MS; `resets` remembers when).
+ */
+export async function requestResend(ctx: Context, failed: { from: string; device: number; failedAt: number }, resets: Map<string, number>): Promise<void> {
+  const address = sessionKey(failed.from, failed.device);
+  const last = resets.get(address);
+  if (last === undefined || ctx.now() - last >= SESSION_RESET_INTERVAL_MS) {
+    resets.set(address, ctx.now());
+    await ctx.exclusive(async () => {
+      await ctx.store.write([{ ns: 'session', key: address, value: undefined }]);
+    });
+  }
   const content: Content = { kind: 'decryption-error', sentAt: ctx.now(), failedAt: failed.failedAt, sourceDevice: failed.device };
   await send(ctx, [{ username: failed.from, plaintext: encodeContent(content) }]);
 }
@@ -68,18 +83,19 @@ export async function requestResend(ctx: Context, failed: { from: string; device
 export async function answerResendRequests(ctx: Context): Promise<number> {
   let resent = 0;
   for (const [key] of await ctx.store.list('resendRequest', '')) {
-    const [failedAt, requester] = [key.slice(0, 16), key.slice(17)];
-    for (const [, bytes] of await ctx.store.list('sent', `${failedAt}.${requester}`)) {
+    // The exact record only: a prefix would hand "ali" what was sent to "alice".
+    const bytes = await ctx.store.get('sent', key);
+    const requester = key.slice(17);
+    if (bytes !== undefined) {
       const content = parse<Content>(bytes);
-      const resentFor = Number(failedAt);
-      const again: Content =
-        content.kind === 'text'
-          ? { ...content, resentFor }
-          : content.kind === 'sync'
-            ? { ...content, message: { ...content.message, resentFor } }
-            : content;
-      await send(ctx, [{ username: requester, plaintext: encodeContent(again) }]);
-      resent++;
+      const resentFor = Number(key.slice(0, 16));
+      // A transcript goes back only to this account's own devices; anyone else gets only what was sent to them.
+      const again: Content | undefined =
+        content.kind === 'text' ? { ...content, resentFor } : content.kind === 'sync' && requester === ctx.local.username ? { ...content, message: { ...content.message, resentFor } } : undefined;
+      if (again !== undefined) {
+        await send(ctx, [{ username: requester, plaintext: encodeContent(again) }]);
+        resent++;
+      }
     }
     await ctx.store.write([{ ns: 'resendRequest', key, value: undefined }]);
   }

@@ -79,7 +79,7 @@ async function encryptAll(ctx: Context, tx: Transaction, recipients: readonly Re
 async function startSessions(ctx: Context, tx: Transaction, username: string, deviceIds: readonly number[], after: (() => void)[]): Promise<void> {
   const stores = protocolStores(tx, ctx.local.identity, ctx.local.registrationId);
   const answer = await ctx.api.bundles(username, deviceIds.length === 1 ? deviceIds[0]! : '*');
-  const list = await verifiedDeviceList(ctx, username, answer.identityKey, answer.deviceList);
+  const list = await verifiedDeviceList(ctx.provider, username, answer.identityKey, answer.deviceList);
   const noted = await noteIdentity(ctx, tx, username, answer.identityKey);
   if (noted.changed) {
     // The old key's sessions are gone: start over from the device list the new key signs (or stop, if verified).
@@ -135,7 +135,8 @@ export async function send(ctx: Context, recipients: readonly Recipient[]): Prom
     if (answer.code !== 'DEVICE_MISMATCH' || ++mismatches > MAX_MISMATCH_RETRIES) {
       throw new ClientError('SEND_REFUSED', `the server refused the message (${answer.code}): ${answer.message}`, { serverCode: answer.code });
     }
-    const mismatched = answer.mismatches;
+    // Only this send's recipients: a server naming other accounts must not make this device drop their sessions.
+    const mismatched = answer.mismatches.filter((m) => recipients.some((r) => r.username === m.username));
     await ctx.exclusive(async () => {
       const tx = new Transaction(ctx.store);
       const later: (() => void)[] = [];

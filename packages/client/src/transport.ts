@@ -57,10 +57,10 @@ export interface BackoffOptions {
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000 };
 
 /** Close codes after which reconnecting cannot help (docs/API.md §5.8). */
-const FINAL_CLOSES: ReadonlyMap<number, string> = new Map([
-  [4401, 'this device is no longer registered with the server'],
-  [4409, 'another connection of this device replaced this one'],
-]);
+const FINAL_CLOSES: ReadonlyMap<number, string> = new Map([[4409, 'another connection of this device replaced this one']]);
+/** An expired token or a removed device: a fresh login tells which (a removed device's login is refused). */
+const UNAUTHORIZED = 4401;
+const REMOVED = 'this device is no longer registered with the server';
 
 const OPEN = 1;
 
@@ -129,6 +129,11 @@ export class Transport {
     return answer;
   }
 
+  /** Drops the connection and connects again (after the usual backoff): the server redelivers what was not acknowledged. */
+  reconnect(): void {
+    this.#socket?.close(1000, 'reconnecting');
+  }
+
   /** Acknowledges stored envelopes, so the server deletes them. Lost with the connection, in which case they come again. */
   ack(ids: readonly number[]): void {
     const socket = this.#socket;
@@ -145,7 +150,8 @@ export class Transport {
       if (isClientError(error, 'SERVER') && error.status === 401) {
         this.#stopped = true;
         this.#running = false;
-        this.#setState('closed', `login refused: ${FINAL_CLOSES.get(4401)!}`);
+        this.#fail(new ClientError('CLOSED', REMOVED));
+        this.#setState('closed', `login refused: ${REMOVED}`);
       } else {
         this.#scheduleRetry(error instanceof Error ? error.message : 'login failed');
       }
@@ -165,11 +171,14 @@ export class Transport {
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
       this.#socket = undefined;
-      this.#fail(new ClientError('NETWORK', `the connection closed (${event.code}) before the server answered`));
       const final = FINAL_CLOSES.get(event.code);
       if (final !== undefined) {
         this.#stopped = true;
         this.#running = false;
+      }
+      this.#fail(new ClientError(final === undefined ? 'NETWORK' : 'CLOSED', `the connection closed (${event.code}) before the server answered`));
+      if (event.code === UNAUTHORIZED) this.#api.forgetToken();
+      if (final !== undefined) {
         this.#setState('closed', final);
       } else if (!this.#stopped) {
         this.#scheduleRetry(`connection closed (${event.code}${event.reason === '' ? '' : `: ${event.reason}`})`);
@@ -224,7 +233,7 @@ export class Transport {
   #fail(error: Error): void {
     for (const pending of this.#pending.values()) pending.reject(error);
     this.#pending.clear();
-    if (this.#stopped) for (const wake of this.#waitingForOnline.splice(0)) wake();
+    if (this.#stopped) for (const wake of this.#waitingForOnline.splice(0)) wake(); // they find the transport stopped
   }
 
   #setState(state: ConnectionState, detail: string): void {

@@ -31,6 +31,8 @@ export class SqliteStore implements KeyValueStore {
     chmodSync(path, 0o600);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
+    // Deleted records (used prekeys, replaced sessions) are overwritten, not left in free pages: forward secrecy on disk.
+    this.#db.pragma('secure_delete = ON');
     this.#db.exec('create table if not exists kv (ns text not null, key text not null, value blob not null, primary key (ns, key)) without rowid');
     this.#get = this.#db.prepare('select value from kv where ns = ? and key = ?');
     this.#put = this.#db.prepare('insert into kv (ns, key, value) values (?, ?, ?) on conflict (ns, key) do update set value = excluded.value');
