@@ -67,6 +67,16 @@ describe('two people, one device each', () => {
     expect((await alice.conversation(bob.username))[0]!.status).toBe('read');
   });
 
+  it('a profile is open in one process at a time: a second opener is told so, and may open it once the first closes', async () => {
+    const { client, profile } = await person('erin');
+    const second = await profile.open().catch((error: unknown) => error);
+    expect(isClientError(second, 'PROFILE_IN_USE')).toBe(true);
+    await client.close();
+    const reopened = await profile.open();
+    clients.push(reopened);
+    expect(reopened.username).toBe(client.username);
+  });
+
   it('a device offline drains its mailbox in order when it comes back, from its stored profile', async () => {
     const { client: alice } = await person('alice');
     const bobParts = await person('bob');

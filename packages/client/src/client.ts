@@ -219,10 +219,17 @@ export class ParleyClient {
       await this.#idle();
       return 0;
     }
-    const drained = new Promise<number>((resolve) => {
-      const off = this.events.on('drained', ({ count }) => {
-        off();
+    const drained = new Promise<number>((resolve, reject) => {
+      const offDrained = this.events.on('drained', ({ count }) => {
+        offDrained();
+        offClosed();
         resolve(count);
+      });
+      const offClosed = this.events.on('connection', ({ state, detail }) => {
+        if (state !== 'closed') return;
+        offDrained();
+        offClosed();
+        reject(new ClientError('CLOSED', `the connection closed for good: ${detail}`));
       });
     });
     this.connect();
@@ -234,6 +241,7 @@ export class ParleyClient {
     if (this.#closed) return;
     this.#closed = true;
     this.#ctx.transport.stop();
+    await this.#maintaining;
     await this.#queue;
     await this.#ctx.store.close();
   }
@@ -489,7 +497,7 @@ export class ParleyClient {
 
   /** Resolves once every envelope received so far is processed. */
   async #idle(): Promise<void> {
-    while (this.#processing || this.#inbox.length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    while ((this.#processing || this.#inbox.length > 0) && !this.#closed) await new Promise((resolve) => setTimeout(resolve, 10));
   }
 
   async #afterDrain(): Promise<void> {

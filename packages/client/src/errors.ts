@@ -21,6 +21,8 @@ export type ClientErrorCode =
   /** The local profile has no account, or already has one. */
   | 'NO_ACCOUNT'
   | 'ACCOUNT_EXISTS'
+  /** Another process (or tab) has this device's profile open. */
+  | 'PROFILE_IN_USE'
   /** An argument is out of range (an empty message, a bad username). */
   | 'INVALID_ARGUMENT'
   /** The client was closed. */

@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 
 import SQLite from 'better-sqlite3';
 
+import { ClientError } from '../errors.js';
 import type { KeyValueStore, Write } from '../store/kv.js';
 
 /** The first key after every key that starts with `prefix`. */
@@ -29,6 +30,15 @@ export class SqliteStore implements KeyValueStore {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.#db = new SQLite(path);
     chmodSync(path, 0o600);
+    // One process per profile: two would each advance the same sessions and the last to write would win,
+    // reusing message keys. The exclusive lock is taken now and held until close.
+    this.#db.pragma('locking_mode = EXCLUSIVE');
+    try {
+      this.#db.exec('begin immediate; commit');
+    } catch (error) {
+      this.#db.close();
+      throw new ClientError('PROFILE_IN_USE', `the profile ${dirname(path)} is open in another process; close it first`, { cause: error });
+    }
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     // Deleted records (used prekeys, replaced sessions) are overwritten, not left in free pages: forward secrecy on disk.
