@@ -122,6 +122,21 @@ export class TestAccount {
   }
 }
 
+/** Resolves when one of `waiters` is called (the caller's socket got a frame) or after `ms`, whichever comes first. */
+export function wakeOrTimeout(waiters: Set<() => void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const waiter = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      waiters.delete(waiter);
+      resolve();
+    }, ms);
+    waiters.add(waiter);
+  });
+}
+
 export class TestDevice {
   readonly baseUrl: string;
   readonly account: TestAccount;
@@ -244,17 +259,7 @@ export class Connection {
       if (this.socket.readyState !== WebSocket.OPEN) throw new Error(`socket closed while waiting for ${what}`);
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new Error(`no ${what} within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          this.#waiters.delete(waiter);
-          resolve();
-        }, remaining);
-        this.#waiters.add(waiter);
-      });
+      await wakeOrTimeout(this.#waiters, remaining);
     }
   }
 

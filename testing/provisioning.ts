@@ -12,6 +12,8 @@ import {
 } from '@parley/protocol';
 import WebSocket from 'ws';
 
+import { wakeOrTimeout } from './device.js';
+
 export class RelayParty {
   readonly socket: WebSocket;
   readonly #frames: ProvisioningServerFrame[] = [];
@@ -84,17 +86,7 @@ export class RelayParty {
       if (this.socket.readyState !== WebSocket.OPEN) throw new Error(`socket closed while waiting for a ${kind} frame`);
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new Error(`no ${kind} frame within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          this.#waiters.delete(waiter);
-          resolve();
-        }, remaining);
-        this.#waiters.add(waiter);
-      });
+      await wakeOrTimeout(this.#waiters, remaining);
     }
   }
 
