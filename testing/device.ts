@@ -19,6 +19,7 @@ import {
   type DeviceEntry,
   type Destination,
   type IdentityKeyPair,
+  type MulticastRecipient,
   type ServerFrame,
 } from '@parley/protocol';
 import WebSocket from 'ws';
@@ -280,6 +281,13 @@ export class Connection {
     return requestId;
   }
 
+  /** Multicasts `body` without waiting; returns the request id (from the same sequence as `submit`'s). */
+  submitMulticast(type: number, body: Uint8Array, recipients: MulticastRecipient[]): number {
+    const requestId = ++this.#requestId;
+    this.send({ kind: 'multicast', requestId, type, body, recipients });
+    return requestId;
+  }
+
   /** The answer (`sent` or `refused`) to a submitted send. */
   async answer(requestId: number, timeoutMs = 10_000): Promise<Extract<ServerFrame, { kind: 'sent' | 'refused' }>> {
     const frame = await this.take(
@@ -293,6 +301,11 @@ export class Connection {
   /** Sends and waits for the answer. */
   request(destinations: Destination[]): Promise<Extract<ServerFrame, { kind: 'sent' | 'refused' }>> {
     return this.answer(this.submit(destinations));
+  }
+
+  /** Multicasts and waits for the answer. */
+  multicast(type: number, body: Uint8Array, recipients: MulticastRecipient[]): Promise<Extract<ServerFrame, { kind: 'sent' | 'refused' }>> {
+    return this.answer(this.submitMulticast(type, body, recipients));
   }
 
   /** Takes `count` envelopes in arrival order. */
@@ -319,5 +332,13 @@ export function to(account: TestAccount, body: (deviceId: number) => Uint8Array,
     messages: account.devices
       .filter((d) => d !== except)
       .map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId, type: 2, body: body(d.deviceId) })),
+  };
+}
+
+/** A multicast recipient naming every device of `account` (but `except`) with its registration id. */
+export function everyDevice(account: TestAccount, except?: TestDevice): MulticastRecipient {
+  return {
+    username: account.username,
+    devices: account.devices.filter((d) => d !== except).map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })),
   };
 }

@@ -8,7 +8,15 @@
  * It runs on any WebSocket with the browser's interface: the browser's own, or
  * the `ws` package in Node.
  */
-import { decodeServerFrames, encodeClientFrame, type Destination, type Envelope, type ServerFrame } from '@parley/protocol';
+import {
+  decodeServerFrames,
+  encodeClientFrame,
+  type ClientFrame,
+  type Destination,
+  type Envelope,
+  type MulticastRecipient,
+  type ServerFrame,
+} from '@parley/protocol';
 
 import type { ServerApi } from './api.js';
 import { fromBase64 } from './base64.js';
@@ -117,15 +125,35 @@ export class Transport {
    * answer: the send may or may not have been stored, and the caller sends it
    * again (receivers drop the duplicate).
    */
-  async send(destinations: readonly Destination[]): Promise<SendAnswer> {
+  send(destinations: readonly Destination[]): Promise<SendAnswer> {
+    return this.#request((requestId) => ({ kind: 'send', requestId, destinations }));
+  }
+
+  /**
+   * Sends one body to every device of `recipients` (a group message: the same
+   * ciphertext for each) once online, and resolves with the server's answer,
+   * which is that of a `send` of the body to each device: the server checks
+   * the device sets the same way and stores the multicast whole or not at
+   * all. Fails as `send` does.
+   */
+  multicast(type: number, body: Uint8Array, recipients: readonly MulticastRecipient[]): Promise<SendAnswer> {
+    return this.#request((requestId) => ({ kind: 'multicast', requestId, type, body, recipients }));
+  }
+
+  /**
+   * Waits until online, sends the frame `request` makes with a fresh request
+   * id, and resolves with the answer to that id (rejected as `send` says).
+   */
+  async #request(request: (requestId: number) => ClientFrame): Promise<SendAnswer> {
     for (;;) {
       if (this.#stopped) throw new ClientError('CLOSED', 'the client was closed');
       if (this.#state === 'online' && this.#socket?.readyState === OPEN) break;
       await new Promise<void>((resolve) => this.#waitingForOnline.push(resolve));
     }
     const requestId = (this.#requestId = (this.#requestId + 1) >>> 0);
+    const frame = encodeClientFrame(request(requestId)); // a RangeError here leaves nothing pending
     const answer = new Promise<SendAnswer>((resolve, reject) => this.#pending.set(requestId, { resolve, reject }));
-    this.#socket.send(encodeClientFrame({ kind: 'send', requestId, destinations }));
+    this.#socket.send(frame);
     return answer;
   }
 

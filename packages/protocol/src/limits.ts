@@ -71,6 +71,17 @@ export const MAX_DEVICE_ID = 1_024;
  */
 export const MAX_SEND_DESTINATIONS = 1_024;
 
+/**
+ * Accounts one multicast may address. A multicast carries one group message
+ * (a sender-key ciphertext) to every member device, so it addresses at most a
+ * group's largest membership: the client caps groups at 1,000 members
+ * (packages/client `groups/roster.ts`), and the sender's own account is among
+ * them. With MAX_DEVICES_PER_ACCOUNT devices each, this also bounds the
+ * envelopes one multicast stores (16,000) and the size of its recipient list
+ * (well under MAX_FRAME_BYTES beside the largest body).
+ */
+export const MAX_MULTICAST_RECIPIENTS = 1_000;
+
 /** Acknowledgements in one frame: enough to ack a full delivery window at once. */
 export const MAX_ACKS_PER_FRAME = 1_024;
 

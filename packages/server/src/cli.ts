@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-import { HEARTBEAT_INTERVAL_MS, REGISTRATION_LIMITS } from './limits.js';
+import { HEARTBEAT_INTERVAL_MS, PROVISIONING_LIMITS, REGISTRATION_LIMITS } from './limits.js';
 import type { LogLevel } from './log.js';
 import { startServer, type ServerConfig } from './server.js';
 
@@ -22,6 +22,7 @@ const USAGE = `Usage: parley-server [options]
   --trust-proxy <proxies> take client addresses from X-Forwarded-For, believing only the entries
                           these proxies added: comma-separated addresses or CIDRs (e.g. 127.0.0.1)
   --registrations <n>     registrations allowed per client address in a burst (default 10; refills one per 20 s)
+  --links <n>             device-linking channels allowed per client address in a burst (default 20; refills one per 10 s)
   --heartbeat <seconds>   ping interval; a connection silent through a whole interval is dropped (default 30)
   --log-level <level>     fatal, error, warn, info (default), debug, trace or silent
   --log-ips               include client addresses in request logs (off by default)
@@ -50,6 +51,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
       'trust-proxy': { type: 'string' },
       heartbeat: { type: 'string' },
       registrations: { type: 'string' },
+      links: { type: 'string' },
       'log-level': { type: 'string' },
       'log-ips': { type: 'boolean' },
       'public-metrics': { type: 'boolean' },
@@ -85,6 +87,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
     heartbeatMs: integer(values.heartbeat ?? String(HEARTBEAT_INTERVAL_MS / 1000), '--heartbeat', 1, 3_600) * 1000,
     ...(values['trust-proxy'] === undefined ? {} : { trustProxy: trustedProxies(values['trust-proxy']) }),
     registrationBurst: integer(values.registrations ?? String(REGISTRATION_LIMITS.burst), '--registrations', 1, 1_000_000_000),
+    provisioningBurst: integer(values.links ?? String(PROVISIONING_LIMITS.burst), '--links', 1, 1_000_000_000),
     logLevel: level as LogLevel,
     logIps: values['log-ips'] === true,
     publicMetrics: values['public-metrics'] === true,

@@ -10,7 +10,7 @@ import { encodeClientFrame } from '@parley/protocol';
 
 import { seededRandom } from '../../../testing/random.js';
 import { engineCases, spawnServer, useServer, type ServerProcess, type Storage } from '../../../testing/server.js';
-import { Connection, http, TestAccount, to } from '../../../testing/device.js';
+import { Connection, everyDevice, http, TestAccount, to } from '../../../testing/device.js';
 import { CloseCode } from './errors.js';
 import { MAX_FRAME_BYTES, MAX_MAILBOX_ENVELOPES } from './limits.js';
 
@@ -122,9 +122,10 @@ describe.each(engineCases)('faults on $title', (engineCase) => {
     expect(delivered.filter((n) => sends.acknowledged.includes(n))).toEqual(sends.acknowledged);
   });
 
-  it.skipIf(!available)('a full mailbox refuses the send explicitly, and takes sends again once drained', async () => {
+  it.skipIf(!available)('a full mailbox refuses a send or multicast explicitly, storing nothing of it, and takes them again once drained', async () => {
     const alice = await TestAccount.register(suite.server.url, name('alice'));
     const bob = await TestAccount.register(suite.server.url, name('bob'));
+    const carol = await TestAccount.register(suite.server.url, name('carol'));
     const sender = await alice.devices[0]!.connect(suite.server.wsUrl);
     const sends = stream(sender, bob, 64);
     while (sends.acknowledged.length < MAX_MAILBOX_ENVELOPES) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -132,13 +133,20 @@ describe.each(engineCases)('faults on $title', (engineCase) => {
     expect(sends.acknowledged).toHaveLength(MAX_MAILBOX_ENVELOPES); // the rest were refused, not dropped
     const refused = await sender.request([to(bob, () => encode(-1))]);
     expect(refused).toMatchObject({ kind: 'refused', code: 'MAILBOX_FULL' });
+    // A multicast is stored whole or not at all: Bob's full mailbox refuses it for Carol too.
+    const multicast = await sender.multicast(7, encode(-3), [everyDevice(carol), everyDevice(bob)]);
+    expect(multicast).toMatchObject({ kind: 'refused', code: 'MAILBOX_FULL' });
+    const carolInbox = await carol.devices[0]!.connect(suite.server.wsUrl);
+    expect(await drain(carolInbox)).toEqual([]);
 
     const inbox = await bob.devices[0]!.connect(suite.server.wsUrl);
     const delivered = await drain(inbox);
     expect(delivered).toEqual(sends.acknowledged);
     expect((await sender.request([to(bob, () => encode(-2))])).kind).toBe('sent');
     expect(decode((await inbox.envelopes(1))[0]!.body)).toBe(-2);
-    await Promise.all([inbox.close(), sender.close()]);
+    expect((await sender.multicast(7, encode(-4), [everyDevice(carol), everyDevice(bob)])).kind).toBe('sent');
+    for (const connection of [inbox, carolInbox]) expect(decode((await connection.envelopes(1))[0]!.body)).toBe(-4);
+    await Promise.all([inbox.close(), carolInbox.close(), sender.close()]);
   }, 120_000);
 
   it.skipIf(!available)('hostile frames close only their own connection', async () => {

@@ -15,7 +15,10 @@ export const MAX_ENVELOPE_BYTES = 256 * 1024;
 /**
  * Largest WebSocket frame a client may send. One send carries a copy per
  * device, so a frame must fit MAX_DEVICES_PER_ACCOUNT envelopes of the largest
- * size plus framing; anything larger closes the connection (1009) unread.
+ * size plus framing; anything larger closes the connection (1009) unread. A
+ * multicast carries its body once, and its largest recipient list
+ * (MAX_MULTICAST_RECIPIENTS accounts of MAX_DEVICES_PER_ACCOUNT devices, about
+ * 200 KiB) fits beside the largest body with room to spare.
  */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
@@ -40,6 +43,15 @@ export const MAX_INFLIGHT_BYTES = 2 * 1024 * 1024;
  * Sends one connection may have waiting for storage. Past this the server
  * stops reading the socket until some are stored (TCP backpressure), so a
  * fast sender slows down instead of growing the server's queue.
+ *
+ * A multicast counts as one send, however many devices it names: like a send,
+ * it is one frame (at most MAX_FRAME_BYTES, its body held once), one check and
+ * one entry of a group commit, stored or refused whole, and answered once. So
+ * the memory a connection can hold in the queue is bounded as for sends: the
+ * per-device entries of a pending multicast (up to MAX_MULTICAST_RECIPIENTS ×
+ * MAX_DEVICES_PER_ACCOUNT) share its body and are small. What a multicast
+ * writes to disk is its body once per device, which this limit does not
+ * bound; each mailbox's share is bounded by MAX_MAILBOX_ENVELOPES, as for sends.
  */
 export const MAX_PENDING_SENDS = 256;
 
@@ -92,12 +104,14 @@ export const MAX_HTTP_BODY_BYTES = 512 * 1024;
 /**
  * Prekey-bundle fetches: a bucket per requesting account and one per
  * (requester, target). A client fetches a bundle when it starts a session with
- * someone, so a burst covers starting many conversations at once, while the
- * sustained rate keeps anyone from draining another's one-time keys or
- * enumerating usernames quickly.
+ * someone, and looks the account up first, so the burst covers creating or
+ * first writing to a group of the largest size (1,000 members: two requests
+ * each) at once, while the sustained rate keeps anyone from enumerating
+ * usernames quickly, and the per-pair bucket from draining another's one-time
+ * keys.
  */
 export const BUNDLE_FETCH_LIMITS = {
-  perRequester: { burst: 200, perSecond: 2 },
+  perRequester: { burst: 2_500, perSecond: 2 },
   perTarget: { burst: 10, perSecond: 0.1 },
 } as const;
 

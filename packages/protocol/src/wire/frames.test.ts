@@ -10,7 +10,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { ProtoWriter } from '../codec/protobuf.js';
-import { MAX_ACKS_PER_FRAME, MAX_DEVICE_ID, MAX_DEVICES_PER_ACCOUNT, MAX_REGISTRATION_ID, MAX_SEND_DESTINATIONS } from '../limits.js';
+import {
+  MAX_ACKS_PER_FRAME,
+  MAX_DEVICE_ID,
+  MAX_DEVICES_PER_ACCOUNT,
+  MAX_MULTICAST_RECIPIENTS,
+  MAX_REGISTRATION_ID,
+  MAX_SEND_DESTINATIONS,
+} from '../limits.js';
 import {
   decodeClientFrame,
   decodeServerFrame,
@@ -19,6 +26,7 @@ import {
   encodeServerFrame,
   type ClientFrame,
   type Destination,
+  type MulticastRecipient,
   type OutgoingMessage,
   type SendRefusalCode,
   type ServerFrame,
@@ -78,6 +86,46 @@ const rawSend = (requestId: number | undefined, ...destinations: Uint8Array[]) =
   return frame(2, writer.finish());
 };
 
+type NamedDevice = MulticastRecipient['devices'][number];
+const device = (deviceId = 1, registrationId = 42): NamedDevice => ({ deviceId, registrationId });
+const recipient = (username: string, devices: NamedDevice[] = [device()]): MulticastRecipient => ({ username, devices });
+const multicast = (...recipients: MulticastRecipient[]) =>
+  encodeClientFrame({ kind: 'multicast', requestId: 7, type: 3, body: bytes(1, 2, 3), recipients });
+/** A multicast to 'alice' with one device. */
+const multicastOne = (overrides: Partial<NamedDevice>) => multicast(recipient('alice', [{ ...device(), ...overrides }]));
+/** A multicast written field by field: each of the top-level fields can be left out, and recipients are raw. */
+const rawMulticast = (fields: { requestId?: number; type?: number; body?: Uint8Array }, ...recipients: Uint8Array[]) => {
+  const writer = new ProtoWriter();
+  if (fields.requestId !== undefined) writer.uint32(1, fields.requestId);
+  if (fields.type !== undefined) writer.uint32(2, fields.type);
+  if (fields.body !== undefined) writer.bytes(3, fields.body);
+  for (const r of recipients) writer.bytes(4, r);
+  return frame(4, writer.finish());
+};
+const rawDevice = (fields: { deviceId?: number; registrationId?: number }) => {
+  const writer = new ProtoWriter();
+  if (fields.deviceId !== undefined) writer.uint32(1, fields.deviceId);
+  if (fields.registrationId !== undefined) writer.uint32(2, fields.registrationId);
+  return writer.finish();
+};
+/** A raw recipient: the username (unless undefined), then the devices. */
+const rawRecipient = (username: Uint8Array | undefined, ...devices: Uint8Array[]) => {
+  const writer = new ProtoWriter();
+  if (username !== undefined) writer.bytes(1, username);
+  for (const d of devices) writer.bytes(2, d);
+  return writer.finish();
+};
+const MULTICAST_FIELDS = { requestId: 1, type: 1, body: new Uint8Array(0) };
+/** A raw multicast to 'alice' (device 1), with the given top-level fields left out. */
+const multicastWithout = (...left: (keyof typeof MULTICAST_FIELDS)[]) =>
+  rawMulticast(
+    Object.fromEntries(Object.entries(MULTICAST_FIELDS).filter(([name]) => !left.includes(name as keyof typeof MULTICAST_FIELDS))),
+    rawRecipient(utf8('alice'), rawDevice(device())),
+  );
+/** A multicast's recipient field (4) for 'alice', device 1, as raw bytes to put after the other fields. */
+const toAliceDevice1 = new ProtoWriter().bytes(4, rawRecipient(utf8('alice'), rawDevice(device()))).finish();
+const multicastOfType = (type: number) => rawMulticast({ requestId: 1, type, body: bytes(1) }, rawRecipient(utf8('alice'), rawDevice(device())));
+
 const EXAMPLE_CLIENT_FRAMES: { readonly [K in ClientFrame['kind']]: Extract<ClientFrame, { kind: K }>[] } = {
   auth: [
     { kind: 'auth', token: bytes(9, 8, 7, 6) },
@@ -100,6 +148,17 @@ const EXAMPLE_CLIENT_FRAMES: { readonly [K in ClientFrame['kind']]: Extract<Clie
   ack: [
     { kind: 'ack', ids: [0, 1, Number.MAX_SAFE_INTEGER] },
     { kind: 'ack', ids: range(MAX_ACKS_PER_FRAME) },
+  ],
+  multicast: [
+    {
+      kind: 'multicast',
+      requestId: 0xffff_ffff,
+      type: 255,
+      body: new Uint8Array(300).fill(0xaa),
+      recipients: [recipient('alice', [device(1, 1), device(MAX_DEVICE_ID, MAX_REGISTRATION_ID)]), recipient('bob_2')],
+    },
+    { kind: 'multicast', requestId: 0, type: 1, body: new Uint8Array(0), recipients: [recipient('carol', range(MAX_DEVICES_PER_ACCOUNT).map((id) => device(id)))] },
+    { kind: 'multicast', requestId: 9, type: 7, body: bytes(5), recipients: range(MAX_MULTICAST_RECIPIENTS).map((i) => recipient(`member${i}`)) },
   ],
 };
 
@@ -154,12 +213,14 @@ describe('frames round-trip', () => {
     const sent = encodeClientFrame({ kind: 'send', requestId: 1, destinations: [destination('alice')] });
     const envelope = encodeServerFrame(EXAMPLE_SERVER_FRAMES.envelope[0]!);
     const token = encodeClientFrame(EXAMPLE_CLIENT_FRAMES.auth[0]!);
-    const decoded = [decodeClientFrame(sent), decodeServerFrame(envelope), decodeClientFrame(token)];
-    for (const buffer of [sent, envelope, token]) buffer.fill(0);
+    const multicasted = encodeClientFrame(EXAMPLE_CLIENT_FRAMES.multicast[0]!);
+    const decoded = [decodeClientFrame(sent), decodeServerFrame(envelope), decodeClientFrame(token), decodeClientFrame(multicasted)];
+    for (const buffer of [sent, envelope, token, multicasted]) buffer.fill(0);
     expect(decoded).toEqual([
       { kind: 'send', requestId: 1, destinations: [destination('alice')] },
       EXAMPLE_SERVER_FRAMES.envelope[0],
       EXAMPLE_CLIENT_FRAMES.auth[0],
+      EXAMPLE_CLIENT_FRAMES.multicast[0],
     ]);
   });
 });
@@ -172,7 +233,7 @@ const clientCases: Case[] = [
   ['two fields', ack([1]), concat(encodeClientFrame({ kind: 'auth', token: bytes(1) }), ack([1]))],
   ['two frames of the same kind', ack([1]), concat(ack([1]), ack([2]))],
   ['a frame whose body is a varint', ack([1]), new ProtoWriter().uint32(3, 1).finish()],
-  ['an unknown kind (4)', frame(3, new ProtoWriter().uint64(1, 5).finish()), frame(4, new ProtoWriter().uint64(1, 5).finish())],
+  ['an unknown kind (5)', frame(3, new ProtoWriter().uint64(1, 5).finish()), frame(5, new ProtoWriter().uint64(1, 5).finish())],
   ['an unknown kind (2^28)', frame(1, frame(1, bytes(1))), frame(2 ** 28, frame(1, bytes(1)))],
   ['a truncated frame', frame(1, frame(1, bytes(1, 2))), frame(1, frame(1, bytes(1, 2))).subarray(0, 5)],
   ['an auth without a token', frame(1, frame(1, new Uint8Array(0))), frame(1, new Uint8Array(0))],
@@ -219,6 +280,46 @@ const clientCases: Case[] = [
   [`an ack with more than MAX_ACKS_PER_FRAME (${MAX_ACKS_PER_FRAME}) ids`, ack(range(MAX_ACKS_PER_FRAME)), ack(range(MAX_ACKS_PER_FRAME + 1))],
   ['an ack id that is not a varint', ack([1]), frame(3, new ProtoWriter().bytes(1, bytes(1)).finish())],
   ['an ack id of 2^53', ack([Number.MAX_SAFE_INTEGER]), frame(3, rawVarint(1, 2n ** 53n))],
+  ['a multicast with zero recipients', multicast(recipient('alice')), multicast()],
+  ['a multicast recipient with zero devices', multicast(recipient('alice')), multicast(recipient('alice', []))],
+  ['a multicast without a request id', multicastWithout(), multicastWithout('requestId')],
+  ['a multicast without a type', multicastWithout(), multicastWithout('type')],
+  ['a multicast without a body', multicastWithout(), multicastWithout('body')],
+  ['a multicast body that is a varint', multicastWithout(), frame(4, concat(rawVarint(1, 1n), rawVarint(2, 1n), rawVarint(3, 1n), toAliceDevice1))],
+  ['a multicast of type 0', multicastOfType(1), multicastOfType(0)],
+  ['a multicast of type 256', multicastOfType(255), multicastOfType(256)],
+  ['a multicast to an upper-case username', multicast(recipient('alice')), multicast(recipient('Alice'))],
+  ['a multicast to a Cyrillic look-alike', multicast(recipient('alice')), multicast(recipient('аlice'))],
+  ['a multicast to a username that is not UTF-8', multicast(recipient('alice')), rawMulticast(MULTICAST_FIELDS, rawRecipient(bytes(0x61, 0xff, 0x62), rawDevice(device())))],
+  ['a multicast recipient without a username', multicastWithout(), rawMulticast(MULTICAST_FIELDS, rawRecipient(undefined, rawDevice(device())))],
+  ['a multicast recipient that is a varint', multicastWithout(), frame(4, concat(new ProtoWriter().uint32(1, 1).uint32(2, 1).bytes(3, bytes()).finish(), rawVarint(4, 1n)))],
+  ['a multicast device that is a varint', multicastWithout(), rawMulticast(MULTICAST_FIELDS, concat(rawRecipient(utf8('alice')), rawVarint(2, 1n)))],
+  ['a multicast to device id 0', multicastOne({ deviceId: 1 }), multicastOne({ deviceId: 0 })],
+  ['a multicast to device id MAX_DEVICE_ID + 1', multicastOne({ deviceId: MAX_DEVICE_ID }), multicastOne({ deviceId: MAX_DEVICE_ID + 1 })],
+  ['a multicast to registration id 0', multicastOne({ registrationId: 1 }), multicastOne({ registrationId: 0 })],
+  [
+    'a multicast to registration id MAX_REGISTRATION_ID + 1',
+    multicastOne({ registrationId: MAX_REGISTRATION_ID }),
+    multicastOne({ registrationId: MAX_REGISTRATION_ID + 1 }),
+  ],
+  ['a multicast device without a device id', multicastWithout(), rawMulticast(MULTICAST_FIELDS, rawRecipient(utf8('alice'), rawDevice({ registrationId: 1 })))],
+  ['a multicast device without a registration id', multicastWithout(), rawMulticast(MULTICAST_FIELDS, rawRecipient(utf8('alice'), rawDevice({ deviceId: 1 })))],
+  [
+    'a device named twice in one multicast recipient',
+    multicast(recipient('alice', [device(1), device(2)]), recipient('bob', [device(1)])),
+    multicast(recipient('alice', [device(1), device(1, 7)])),
+  ],
+  ['an account named twice in a multicast', multicast(recipient('alice'), recipient('bob')), multicast(recipient('alice'), recipient('bob'), recipient('alice'))],
+  [
+    `a multicast naming more than MAX_DEVICES_PER_ACCOUNT (${MAX_DEVICES_PER_ACCOUNT}) devices of one account`,
+    multicast(recipient('alice', range(MAX_DEVICES_PER_ACCOUNT).map((id) => device(id)))),
+    multicast(recipient('alice', range(MAX_DEVICES_PER_ACCOUNT + 1).map((id) => device(id)))),
+  ],
+  [
+    `a multicast to more than MAX_MULTICAST_RECIPIENTS (${MAX_MULTICAST_RECIPIENTS}) accounts`,
+    multicast(...range(MAX_MULTICAST_RECIPIENTS).map((i) => recipient(`user${i}`))),
+    multicast(...range(MAX_MULTICAST_RECIPIENTS + 1).map((i) => recipient(`user${i}`))),
+  ],
 ];
 
 const refused = (code: string, ...mismatches: Uint8Array[]) => {
@@ -300,6 +401,23 @@ const clientFrameArb: fc.Arbitrary<ClientFrame> = fc.oneof(
     destinations: fc.uniqueArray(destinationArb, { minLength: 1, maxLength: 3, selector: (d) => d.username }),
   }),
   fc.record({ kind: fc.constant('ack' as const), ids: fc.array(fc.maxSafeNat(), { minLength: 1, maxLength: 8 }) }),
+  fc.record({
+    kind: fc.constant('multicast' as const),
+    requestId: uint32,
+    type: fc.integer({ min: 1, max: 255 }),
+    body: bodyArb,
+    recipients: fc.uniqueArray(
+      fc.record({
+        username: usernameArb,
+        devices: fc.uniqueArray(fc.record({ deviceId: deviceIdArb, registrationId: fc.integer({ min: 1, max: MAX_REGISTRATION_ID }) }), {
+          minLength: 1,
+          maxLength: 4,
+          selector: (d) => d.deviceId,
+        }),
+      }),
+      { minLength: 1, maxLength: 3, selector: (r) => r.username },
+    ),
+  }),
 );
 const REFUSAL_CODES: SendRefusalCode[] = ['DEVICE_MISMATCH', 'UNKNOWN_RECIPIENT', 'MESSAGE_TOO_LARGE', 'MAILBOX_FULL', 'RATE_LIMITED', 'UNAVAILABLE'];
 const deviceIds = fc.array(deviceIdArb, { maxLength: 4 });

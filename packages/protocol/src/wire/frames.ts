@@ -3,8 +3,11 @@
  * message per frame, whose single set field says what kind of frame it is.
  *
  *   ClientFrame = auth=1 {token=1} | send=2 {request_id=1, destination=2*} | ack=3 {id=1*}
+ *               | multicast=4 {request_id=1, type=2, body=3, recipient=4*}
  *     destination = {username=1, message=2*}
  *     message     = {device_id=1, registration_id=2, type=3, body=4}
+ *     recipient   = {username=1, device=2*}
+ *     device      = {device_id=1, registration_id=2}
  *   ServerFrame = ready=1 {} | sent=2 {request_id=1, timestamp=2}
  *               | refused=3 {request_id=1, code=2, message=3, mismatch=4*}
  *               | envelope=4 {id=1, timestamp=2, source=3, source_device=4, type=5, body=6}
@@ -19,7 +22,10 @@
  *
  * A send names every device of every destination account, each with the
  * registration id the sender believes it has, so that the server can refuse a
- * send that would skip a device. Bodies are opaque ciphertext to the server.
+ * send that would skip a device. A multicast does the same for one body that
+ * every named device receives unchanged (a group message: one sender-key
+ * ciphertext for all members); the server checks and stores it as the send of
+ * that body to each device. Bodies are opaque ciphertext to the server.
  * Decoders take hostile bytes and throw only `ProtocolError('INVALID_ENCODING')`.
  */
 import { ProtocolError } from '../errors.js';
@@ -27,6 +33,7 @@ import {
   MAX_ACKS_PER_FRAME,
   MAX_DEVICE_ID,
   MAX_DEVICES_PER_ACCOUNT,
+  MAX_MULTICAST_RECIPIENTS,
   MAX_REGISTRATION_ID,
   MAX_SEND_DESTINATIONS,
 } from '../limits.js';
@@ -57,10 +64,25 @@ export interface Destination {
   readonly messages: readonly OutgoingMessage[];
 }
 
+/** One account of a multicast: every device that gets the body, each with the registration id the sender believes it has. */
+export interface MulticastRecipient {
+  readonly username: string;
+  readonly devices: readonly { readonly deviceId: number; readonly registrationId: number }[];
+}
+
 export type ClientFrame =
   | { readonly kind: 'auth'; readonly token: Uint8Array }
   | { readonly kind: 'send'; readonly requestId: number; readonly destinations: readonly Destination[] }
-  | { readonly kind: 'ack'; readonly ids: readonly number[] };
+  | { readonly kind: 'ack'; readonly ids: readonly number[] }
+  | {
+      readonly kind: 'multicast';
+      readonly requestId: number;
+      /** The envelope type every device gets; 1–255, opaque to the server. */
+      readonly type: number;
+      /** The one body every device gets. */
+      readonly body: Uint8Array;
+      readonly recipients: readonly MulticastRecipient[];
+    };
 
 /** A stored message as delivered to its device. */
 export interface Envelope {
@@ -144,6 +166,15 @@ export function encodeClientFrame(value: ClientFrame): Uint8Array {
       const writer = new ProtoWriter();
       for (const id of value.ids) writer.uint64(1, id);
       return frame(3, writer.finish());
+    }
+    case 'multicast': {
+      const writer = new ProtoWriter().uint32(1, value.requestId).uint32(2, value.type).bytes(3, value.body);
+      for (const recipient of value.recipients) {
+        const inner = new ProtoWriter().bytes(1, utf8(recipient.username));
+        for (const d of recipient.devices) inner.bytes(2, new ProtoWriter().uint32(1, d.deviceId).uint32(2, d.registrationId).finish());
+        writer.bytes(4, inner.finish());
+      }
+      return frame(4, writer.finish());
     }
   }
 }
@@ -237,26 +268,67 @@ function inRange(value: number, min: number, max: number, name: string): number 
   return value;
 }
 
+const envelopeType = (fields: Map<number, ProtoValue>, field: number) => inRange(requiredUint32(fields, field, 'type'), 1, 255, 'type');
+
+/** Field 1 of a send's message and of a multicast's device. */
+const deviceIdOf = (fields: Map<number, ProtoValue>) => inRange(requiredUint32(fields, 1, 'device id'), 1, MAX_DEVICE_ID, 'device id');
+/** Field 2 of a send's message and of a multicast's device. */
+const registrationIdOf = (fields: Map<number, ProtoValue>) =>
+  inRange(requiredUint32(fields, 2, 'registration id'), 1, MAX_REGISTRATION_ID, 'registration id');
+
 function decodeMessage(bytes: Uint8Array): OutgoingMessage {
   const fields = readProto(bytes);
   return {
-    deviceId: inRange(requiredUint32(fields, 1, 'device id'), 1, MAX_DEVICE_ID, 'device id'),
-    registrationId: inRange(requiredUint32(fields, 2, 'registration id'), 1, MAX_REGISTRATION_ID, 'registration id'),
-    type: inRange(requiredUint32(fields, 3, 'type'), 1, 255, 'type'),
+    deviceId: deviceIdOf(fields),
+    registrationId: registrationIdOf(fields),
+    type: envelopeType(fields, 3),
     body: requiredBytes(fields, 4, 'body').slice(),
   };
 }
 
-function decodeDestination(bytes: Uint8Array): Destination {
+function decodeDevice(bytes: Uint8Array): MulticastRecipient['devices'][number] {
+  const fields = readProto(bytes);
+  return { deviceId: deviceIdOf(fields), registrationId: registrationIdOf(fields) };
+}
+
+/**
+ * One account's part of a send or multicast: its username (field 1) and its
+ * 1–MAX_DEVICES_PER_ACCOUNT devices (field 2, decoded by `decode`), each named once.
+ */
+function decodeAccount<T extends { readonly deviceId: number }>(bytes: Uint8Array, what: string, decode: (bytes: Uint8Array) => T): [string, T[]] {
   const all = readProtoFields(bytes);
-  const fields = new Map(all); // the last value of each field, as readProto gives
-  const encoded = messages(all, 2, 'message');
+  const encoded = messages(all, 2, what);
   if (encoded.length === 0 || encoded.length > MAX_DEVICES_PER_ACCOUNT) {
-    throw invalid(`a destination has 1–${MAX_DEVICES_PER_ACCOUNT} messages`);
+    throw invalid(`1–${MAX_DEVICES_PER_ACCOUNT} ${what}s per account`);
   }
-  const decoded = encoded.map(decodeMessage);
+  const decoded = encoded.map(decode);
   if (new Set(decoded.map((m) => m.deviceId)).size !== decoded.length) throw invalid('a device is named twice');
-  return { username: username(requiredBytes(fields, 1, 'username')), messages: decoded };
+  return [username(requiredBytes(new Map(all), 1, 'username')), decoded]; // the map: the last value of each field, as readProto gives
+}
+
+/** The accounts of a send or multicast, at `field` of its fields: 1–`limit` of them, each named once. */
+function decodeAccounts<T extends { readonly username: string }>(
+  all: [number, ProtoValue][],
+  field: number,
+  what: string,
+  limit: number,
+  decode: (bytes: Uint8Array) => T,
+): T[] {
+  const encoded = messages(all, field, what);
+  if (encoded.length === 0 || encoded.length > limit) throw invalid(`1–${limit} ${what}s per frame`);
+  const accounts = encoded.map(decode);
+  if (new Set(accounts.map((a) => a.username)).size !== accounts.length) throw invalid('an account is named twice');
+  return accounts;
+}
+
+function decodeDestination(bytes: Uint8Array): Destination {
+  const [name, decoded] = decodeAccount(bytes, 'message', decodeMessage);
+  return { username: name, messages: decoded };
+}
+
+function decodeRecipient(bytes: Uint8Array): MulticastRecipient {
+  const [name, devices] = decodeAccount(bytes, 'device', decodeDevice);
+  return { username: name, devices };
 }
 
 /**
@@ -270,20 +342,25 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
       return { kind: 'auth', token: requiredBytes(readProto(body), 1, 'token').slice() };
     case 2: {
       const all = readProtoFields(body);
-      const encoded = messages(all, 2, 'destination');
-      if (encoded.length === 0 || encoded.length > MAX_SEND_DESTINATIONS) {
-        throw invalid(`a send has 1–${MAX_SEND_DESTINATIONS} destinations`);
-      }
-      const destinations = encoded.map(decodeDestination);
-      if (new Set(destinations.map((d) => d.username)).size !== destinations.length) {
-        throw invalid('an account is named twice');
-      }
+      const destinations = decodeAccounts(all, 2, 'destination', MAX_SEND_DESTINATIONS, decodeDestination);
       return { kind: 'send', requestId: requiredUint32(new Map(all), 1, 'request id'), destinations };
     }
     case 3: {
       const ids = numbers(readProtoFields(body), 1, 'ack', MAX_ACKS_PER_FRAME);
       if (ids.length === 0) throw invalid('an ack names at least one envelope');
       return { kind: 'ack', ids };
+    }
+    case 4: {
+      const all = readProtoFields(body);
+      const recipients = decodeAccounts(all, 4, 'recipient', MAX_MULTICAST_RECIPIENTS, decodeRecipient);
+      const fields = new Map(all);
+      return {
+        kind: 'multicast',
+        requestId: requiredUint32(fields, 1, 'request id'),
+        type: envelopeType(fields, 2),
+        body: requiredBytes(fields, 3, 'body').slice(),
+        recipients,
+      };
     }
     default:
       throw invalid(`unknown client frame ${kind}`);

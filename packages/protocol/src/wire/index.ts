@@ -24,6 +24,7 @@ export {
   type DeviceMismatch,
   type Destination,
   type Envelope,
+  type MulticastRecipient,
   type OutgoingMessage,
   type SendRefusalCode,
   type ServerFrame,

@@ -8,8 +8,9 @@
  * (read from the database in windows), then, once caught up, new envelopes as
  * they are committed. At most MAX_INFLIGHT_ENVELOPES (and MAX_INFLIGHT_BYTES)
  * are pushed and unacknowledged at a time, and at most MAX_PENDING_SENDS sends
- * wait for storage before the server stops reading the socket. A frame that
- * does not decode closes this connection and nothing else.
+ * wait for storage before the server stops reading the socket (a multicast is
+ * one send). A frame that does not decode closes this connection and nothing
+ * else.
  */
 import type { RawData, WebSocket } from 'ws';
 
@@ -23,7 +24,7 @@ import { AUTH_TIMEOUT_MS, MAX_EARLY_FRAMES, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_ENV
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { StoredEnvelope } from '../storage/mailbox.js';
-import type { MailboxListener, PostOffice, Sender, SendOutcome } from './postOffice.js';
+import { multicastDestinations, type MailboxListener, type PostOffice, type Sender, type SendOutcome } from './postOffice.js';
 
 export interface ConnectionDeps {
   readonly postOffice: PostOffice;
@@ -197,6 +198,10 @@ export class DeviceConnection implements MailboxListener {
         return;
       case 'ack':
         this.#acknowledge(frame.ids);
+        return;
+      case 'multicast':
+        // The send it stands for, answered under the same request id; one pending send, however many devices it names.
+        this.#send(frame.requestId, multicastDestinations(frame.type, frame.body, frame.recipients));
         return;
     }
   }

@@ -1,7 +1,9 @@
 /**
  * The post office: checks each send against its destinations' device sets,
  * stores accepted envelopes durably, answers the sender only after the commit,
- * and hands stored envelopes to the recipients' open connections.
+ * and hands stored envelopes to the recipients' open connections. A multicast
+ * (one body for many devices) comes in as the send it stands for
+ * (`multicastDestinations`), so it takes exactly the same path.
  *
  * Writes are group-committed: every send and acknowledgement that arrives
  * while a transaction runs goes into the next one, so one commit (one fsync on
@@ -9,7 +11,7 @@
  */
 import type { Kysely } from 'kysely';
 
-import type { DeviceMismatch, Destination, SendRefusalCode } from '@parley/protocol';
+import type { DeviceMismatch, Destination, MulticastRecipient, SendRefusalCode } from '@parley/protocol';
 
 import type { DeviceIdentity } from '../auth/tokens.js';
 import type { Directory } from '../directory.js';
@@ -40,6 +42,21 @@ export interface MailboxListener {
 interface PendingSend {
   readonly envelopes: NewEnvelope[];
   readonly resolve: (outcome: SendOutcome) => void;
+}
+
+/**
+ * A multicast as the send it stands for: a message to every device it names,
+ * each of the same `type` and holding the very same `body` (no copy: the
+ * group commit and the SQLite writer's thread see one buffer, and structured
+ * cloning keeps it one). Checks, storage and pushes are then those of a send,
+ * the sender's own device included (naming it is `extra`, leaving out the
+ * sender's other devices is `missing`).
+ */
+export function multicastDestinations(type: number, body: Uint8Array, recipients: readonly MulticastRecipient[]): Destination[] {
+  return recipients.map((recipient) => ({
+    username: recipient.username,
+    messages: recipient.devices.map((device) => ({ deviceId: device.deviceId, registrationId: device.registrationId, type, body })),
+  }));
 }
 
 const refuse = (code: SendRefusalCode, message: string, mismatches: readonly DeviceMismatch[] = []): SendOutcome => ({
