@@ -24,6 +24,25 @@ for (const { label, make } of providerCases) {
       expect(await xeddsaVerify(provider, publicKey, message.subarray(1), signature)).toBe(false);
     });
 
+    it('signs the same with its public key given (the cached Edwards form), across many keys; a wrong public key only spoils the signature', async () => {
+      for (let i = 0; i < 20; i++) {
+        const { privateKey, publicKey } = await provider.x25519GenerateKeyPair();
+        for (let j = 0; j < 3; j++) {
+          const signature = await xeddsaSign(provider, privateKey, message, publicKey);
+          expect(await xeddsaVerify(provider, publicKey, message, signature)).toBe(true);
+          expect(signature[63]! & 0x80).toBe((await xeddsaSign(provider, privateKey, message))[63]! & 0x80);
+        }
+      }
+      const signer = await provider.x25519GenerateKeyPair();
+      const other = await provider.x25519GenerateKeyPair();
+      await xeddsaSign(provider, other.privateKey, message, other.publicKey); // other's form is cached
+      const spoiled = await xeddsaSign(provider, signer.privateKey, message, other.publicKey);
+      expect(await xeddsaVerify(provider, signer.publicKey, message, spoiled)).toBe(false);
+      expect(await xeddsaVerify(provider, other.publicKey, message, spoiled)).toBe(false);
+      // The wrong key was not cached for the signer: its own key still signs.
+      expect(await xeddsaVerify(provider, signer.publicKey, message, await xeddsaSign(provider, signer.privateKey, message, signer.publicKey))).toBe(true);
+    });
+
     it('signs with fresh randomness each time (XEdDSA nonces are randomized)', async () => {
       const { privateKey } = await provider.x25519GenerateKeyPair();
       const a = await xeddsaSign(provider, privateKey, message);

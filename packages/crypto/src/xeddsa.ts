@@ -26,17 +26,25 @@ HASH1_PREFIX[0] = 0xfe;
 /**
  * Signs `message` with a Curve25519 private key (XEdDSA §3.3, `xeddsa_sign`).
  * The 64 bytes of nonce randomness `Z` come from the provider.
+ *
+ * `publicKey`, the key pair's 32-byte Montgomery public key, is an optional
+ * speed-up for a key that signs often (a sender key signs every group
+ * message): the Edwards form of the public key, which costs a base-point
+ * multiplication to compute, is then kept for it. It is public (every
+ * signature carries its sign bit). A `publicKey` that is not the private
+ * key's yields a signature that does not verify, nothing worse.
  */
 export async function xeddsaSign(
   provider: CryptoProvider,
   privateKey: BytesLike,
   message: Uint8Array,
+  publicKey?: Uint8Array,
 ): Promise<Uint8Array> {
   const k = readBytes(privateKey, 'privateKey', X25519_KEY_LENGTH);
   checkBytes(message, 'message');
   // calculate_key_pair(k): the scalar is the (clamped) Montgomery secret itself.
   const a = Fn.create(bytesToNumberLE(k));
-  const A = Point.BASE.multiply(a).toBytes();
+  const A = edwardsPublicKey(a, publicKey);
   const signBit = (A[31] as number) & 0x80;
 
   const Z = provider.randomBytes(64);
@@ -80,6 +88,25 @@ export async function xeddsaVerify(
  * one identity key verifies every prekey it signed, and the field inversion is
  * most of a verification's JavaScript cost.
  */
+/** Edwards public keys (with their sign bit) by Montgomery public key, for keys that sign often. */
+const SIGNER_CACHE_SIZE = 256;
+const signers = new Map<string, Uint8Array>();
+
+/** A = aB, encoded; taken from the cache when `publicKey` (u) was seen, and cached when it is the key of `a`. */
+function edwardsPublicKey(a: bigint, publicKey: Uint8Array | undefined): Uint8Array {
+  const id = publicKey?.length === X25519_KEY_LENGTH ? toHex(publicKey) : undefined;
+  const known = id === undefined ? undefined : signers.get(id);
+  if (known !== undefined) return known;
+  const A = Point.BASE.multiply(a).toBytes();
+  if (id === undefined) return A;
+  // Cache only what belongs together: A's y must be the one u gives (the sign bit is A's own).
+  const y = uToY(publicKey!);
+  if (y === undefined || !y.every((byte, i) => byte === (i === 31 ? (A[31] as number) & 0x7f : A[i]))) return A;
+  if (signers.size >= SIGNER_CACHE_SIZE) signers.delete(signers.keys().next().value as string);
+  signers.set(id, A);
+  return A;
+}
+
 const EDWARDS_CACHE_SIZE = 64;
 const edwardsY = new Map<string, Uint8Array | undefined>();
 

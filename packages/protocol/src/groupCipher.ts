@@ -147,7 +147,8 @@ export async function groupEncrypt(
     let message: SenderKeyMessage;
     try {
       const ciphertext = await provider.aes256CbcEncrypt(keys.cipherKey, keys.iv, plaintext);
-      message = await encodeSenderKeyMessage(provider, { distributionId, chainId: state.chainId, iteration: seed.iteration, ciphertext }, privateKey);
+      const fields = { distributionId, chainId: state.chainId, iteration: seed.iteration, ciphertext };
+      message = await encodeSenderKeyMessage(provider, fields, privateKey, state.signingKey.publicKey);
     } finally {
       wipeSenderMessageKeys(keys);
     }

@@ -148,14 +148,19 @@ export function encodeSenderKeyMessageBody(fields: SenderKeyMessageFields): Uint
     .finish(VERSION_BYTE);
 }
 
-/** Serializes and signs a SenderKeyMessage with the sender's 32-byte Curve25519 signing key (XEdDSA). */
+/**
+ * Serializes and signs a SenderKeyMessage with the sender's 32-byte Curve25519
+ * signing key (XEdDSA); its public key, when given, spares a base-point
+ * multiplication per message (see `xeddsaSign`).
+ */
 export async function encodeSenderKeyMessage(
   provider: CryptoProvider,
   fields: SenderKeyMessageFields,
   signingKey: BytesLike,
+  signingPublicKey?: Uint8Array,
 ): Promise<SenderKeyMessage> {
   const body = encodeSenderKeyMessageBody(fields);
-  const signature = await xeddsaSign(provider, signingKey, body);
+  const signature = await xeddsaSign(provider, signingKey, body, signingPublicKey);
   return { version: SENDER_KEY_MESSAGE_VERSION, ...fields, signature, serialized: concatBytes(body, signature) };
 }
 
