@@ -82,6 +82,11 @@ async function startSessions(ctx: Context, tx: Transaction, username: string, de
   const list = await verifiedDeviceList(ctx.provider, username, answer.identityKey, answer.deviceList);
   const noted = await noteIdentity(ctx, tx, username, answer.identityKey);
   if (noted.changed) {
+    const { notice, wasVerified } = noted;
+    after.push(() => {
+      ctx.events.emit('message', notice);
+      ctx.events.emit('identityChange', { username, wasVerified });
+    });
     // The old key's sessions are gone: start over from the device list the new key signs (or stop, if verified).
     const contact = await refreshContact(ctx, tx, username, after);
     if (contact.blocked) throw new ClientError('IDENTITY_CHANGED', `${username}'s safety number changed since you verified it; verify again to send`);
@@ -120,8 +125,9 @@ export async function send(ctx: Context, recipients: readonly Recipient[]): Prom
         }
       });
     } catch (error) {
-      if (error instanceof StartOver && ++startedOver <= MAX_MISMATCH_RETRIES) continue;
-      throw error;
+      if (!(error instanceof StartOver)) throw error;
+      if (++startedOver <= MAX_MISMATCH_RETRIES) continue;
+      throw new ClientError('BAD_RESPONSE', 'the server keeps serving different identity keys for the same account; nothing was sent');
     }
     if (destinations.length === 0) return ctx.now(); // nobody else to tell (note to self on a single device)
     let answer;

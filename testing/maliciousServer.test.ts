@@ -1,0 +1,313 @@
+/**
+ * The malicious-server proxy against a real server process (SQLite), with
+ * real clients: it passes a whole conversation unchanged, and each
+ * misbehaviour it offers meets the client reaction that defeats it.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { isClientError, type ParleyClient } from '@parley/client';
+import { createNodeProvider } from '@parley/crypto/node';
+import { generateIdentityKeyPair, MessageType, type ClientFrame } from '@parley/protocol';
+
+import { eventually, Profile, texts, waitFor } from './clients.js';
+import {
+  chain,
+  dropEnvelopes,
+  duplicateEnvelopes,
+  forgedEnvelope,
+  injectDeviceIntoList,
+  refuseWithMismatch,
+  reorder,
+  replayEnvelope,
+  rewriteEnvelope,
+  startMaliciousServer,
+  swapIdentityKey,
+  type ClientFrameHook,
+  type Connection,
+  type MaliciousServer,
+} from './maliciousServer.js';
+import { freshStorage, spawnServer, type ServerProcess, type Storage } from './server.js';
+
+let storage: Storage;
+let server: ServerProcess;
+let evil: MaliciousServer;
+const profiles: Profile[] = [];
+const clients: ParleyClient[] = [];
+
+beforeAll(async () => {
+  storage = await freshStorage('sqlite');
+  server = await spawnServer(storage);
+  evil = await startMaliciousServer(server.url);
+});
+
+afterEach(() => {
+  evil.onHttpResponse(undefined);
+  evil.onServerFrame(undefined);
+  evil.onClientFrame(undefined);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await evil.close();
+  await server.stop();
+  await storage.drop();
+  for (const p of profiles) p.remove();
+});
+
+/** A new account on the proxy, online. */
+async function person(name: string): Promise<ParleyClient> {
+  const profile = new Profile();
+  profiles.push(profile);
+  const client = await profile.create(evil.url, `${name}_${Math.random().toString(36).slice(2, 8)}`);
+  clients.push(client);
+  const online = waitFor(client, 'connection', (c) => c.state === 'online', 'connection');
+  client.connect();
+  await online;
+  return client;
+}
+
+type Send = Extract<ClientFrame, { kind: 'send' }>;
+
+/** Records the sends that reach the real server; put it last in a `chain`. */
+function sendLog(): { readonly hook: ClientFrameHook; readonly sends: Send[]; to(username: string): Send['destinations'][number][] } {
+  const sends: Send[] = [];
+  return {
+    sends,
+    hook: (frame) => {
+      if (frame.kind === 'send') sends.push(frame);
+    },
+    to: (username) => sends.flatMap((s) => s.destinations.filter((d) => d.username === username)),
+  };
+}
+
+/** The open connection of a client's device, as the proxy knows it. */
+function connectionOf(client: ParleyClient): Connection {
+  const found = evil.connections().find((c) => c.device?.username === client.username && c.device.deviceId === client.deviceId);
+  if (found === undefined) throw new Error(`no connection of ${client.username}.${client.deviceId} through the proxy`);
+  return found;
+}
+
+/** Waits until the client has processed (acknowledged) every envelope the proxy delivered to it, repeats included. */
+async function settled(client: ParleyClient): Promise<void> {
+  const connection = connectionOf(client);
+  await eventually(`${client.username} acknowledges all it was given`, () => connection.acked.length >= connection.delivered.length);
+}
+
+/** Sends `text` and resolves once `to` shows it. */
+async function deliver(from: ParleyClient, to: ParleyClient, text: string): Promise<void> {
+  const shown = waitFor(to, 'message', (m) => m.body === text, `"${text}"`);
+  await from.sendText(to.username, text);
+  await shown;
+}
+
+describe('passing through', () => {
+  it('carries a whole conversation, receipts included, and knows which device each connection is', async () => {
+    const paths: string[] = [];
+    evil.onHttpResponse(({ method, path }) => {
+      paths.push(`${method} ${path}`);
+    });
+    const alice = await person('alice');
+    const bob = await person('bob');
+    const read = waitFor(alice, 'status', (m) => m.status === 'read');
+    await deliver(alice, bob, 'hello bob');
+    await deliver(bob, alice, 'hello alice');
+    expect(await bob.markRead(alice.username)).toBe(1);
+    await read;
+
+    expect(await texts(alice, bob.username)).toEqual(['hello bob', 'hello alice']);
+    expect(await texts(bob, alice.username)).toEqual(['hello bob', 'hello alice']);
+    expect(connectionOf(alice).device).toEqual({ username: alice.username, deviceId: 1 });
+    expect(connectionOf(bob).delivered.some((e) => e.source === alice.username)).toBe(true);
+    expect(paths).toContain(`GET /v1/accounts/${bob.username}`);
+    expect(paths.some((p) => p.startsWith(`GET /v1/keys/${bob.username}/`))).toBe(true);
+  });
+});
+
+describe('device lists', () => {
+  it('a device slipped into a served device list is refused: nothing is sent, the ghost never gets a copy', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    const log = sendLog();
+    evil.onClientFrame(log.hook);
+    evil.onHttpResponse(injectDeviceIntoList(bob.username, { deviceId: 9 }));
+
+    const refused = await alice.sendText(bob.username, 'for bob only').catch((error: unknown) => error);
+    expect(isClientError(refused, 'INVALID_DEVICE_LIST')).toBe(true);
+    expect(log.to(bob.username)).toEqual([]);
+
+    // Served honestly again, the message goes to Bob's one device.
+    evil.onHttpResponse(undefined);
+    await deliver(alice, bob, 'now honestly');
+    expect(log.to(bob.username).map((d) => d.messages.map((m) => m.deviceId))).toEqual([[1]]);
+    expect(await texts(bob, alice.username)).toEqual(['now honestly']);
+  });
+
+  it('a forged DEVICE_MISMATCH asking for a ghost device stops the send', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    const log = sendLog();
+    evil.onClientFrame(chain(refuseWithMismatch([{ username: bob.username, missing: [9], extra: [], stale: [] }], { from: alice.username }), log.hook));
+
+    const refused = await alice.sendText(bob.username, 'hi').catch((error: unknown) => error);
+    expect(isClientError(refused, 'INVALID_DEVICE_LIST')).toBe(true);
+    expect((refused as Error).message).toMatch(/device 9/);
+    expect(log.to(bob.username)).toEqual([]);
+  });
+
+  it('a forged DEVICE_MISMATCH naming an account outside the send drops none of its sessions', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    const carol = await person('carol');
+    await deliver(alice, carol, 'hi carol');
+    const receipt = waitFor(carol, 'status', (m) => m.body === 'hi alice' && m.status === 'delivered');
+    await deliver(carol, alice, 'hi alice'); // Alice's session with Carol is now established: her next message is a plain one
+    await receipt;
+    const attempts = sendLog();
+    const log = sendLog();
+    evil.onClientFrame(chain(attempts.hook, refuseWithMismatch([{ username: carol.username, missing: [], extra: [1], stale: [1] }], { from: alice.username, times: 1 }), log.hook));
+
+    await deliver(alice, bob, 'hi bob'); // refused once, then sent again
+    expect([attempts.to(bob.username).length, log.to(bob.username).length]).toEqual([2, 1]);
+    await deliver(alice, carol, 'still there?');
+    const toCarol = log.to(carol.username);
+    expect(toCarol.at(-1)?.messages.map((m) => m.type)).toEqual([MessageType.Whisper]);
+  });
+});
+
+describe('identity keys', () => {
+  const provider = createNodeProvider();
+
+  it('a swapped key the server signs a device list with is an identity change, and blocks sending to a verified contact', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    await deliver(alice, bob, 'hi');
+    await alice.verify(bob.username, (await bob.safetyNumber(alice.username)).digits);
+    const log = sendLog();
+    evil.onClientFrame(log.hook);
+    evil.onHttpResponse(swapIdentityKey(bob.username, await generateIdentityKeyPair(provider)));
+
+    const warned = waitFor(alice, 'identityChange', (c) => c.username === bob.username);
+    await alice.refreshContact(bob.username);
+    expect(await warned).toEqual({ username: bob.username, wasVerified: true });
+    expect((await texts(alice, bob.username)).at(-1)).toMatch(/^!.*safety number changed.*sending is paused/);
+    const refused = await alice.sendText(bob.username, 'are you still you?').catch((error: unknown) => error);
+    expect(isClientError(refused, 'IDENTITY_CHANGED')).toBe(true);
+    expect(log.to(bob.username)).toEqual([]);
+  });
+
+  it('a swapped key in a bundle answer, met when a session starts, stops the send to a verified contact', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    await alice.refreshContact(bob.username); // a contact, no session yet
+    await alice.verify(bob.username, (await bob.safetyNumber(alice.username)).digits);
+    const log = sendLog();
+    evil.onClientFrame(log.hook);
+    evil.onHttpResponse(swapIdentityKey(bob.username, await generateIdentityKeyPair(provider)));
+
+    const refused = await alice.sendText(bob.username, 'hello?').catch((error: unknown) => error);
+    expect(isClientError(refused, 'IDENTITY_CHANGED')).toBe(true);
+    expect((await texts(alice, bob.username)).at(-1)).toMatch(/^!.*safety number changed.*sending is paused/);
+    expect(log.to(bob.username)).toEqual([]);
+  });
+
+  it('a swapped key the server cannot sign with makes the device list invalid', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    evil.onHttpResponse(swapIdentityKey(bob.username, (await generateIdentityKeyPair(provider)).publicKey));
+    const refused = await alice.sendText(bob.username, 'hi').catch((error: unknown) => error);
+    expect(isClientError(refused, 'INVALID_DEVICE_LIST')).toBe(true);
+  });
+});
+
+describe('envelopes', () => {
+  it('a duplicated envelope is shown once', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    evil.onServerFrame(duplicateEnvelopes((e) => e.source === alice.username));
+    await deliver(alice, bob, 'one');
+    await deliver(alice, bob, 'two');
+    await settled(bob);
+    const fromAlice = connectionOf(bob).delivered.filter((e) => e.source === alice.username);
+    expect(fromAlice).toHaveLength(4);
+    expect(await texts(bob, alice.username)).toEqual(['one', 'two']);
+    expect(await bob.undecryptableCount(0)).toBe(0);
+  });
+
+  it('a replayed envelope under a fresh id is shown once', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    await deliver(alice, bob, 'first');
+    const receipt = waitFor(bob, 'status', (m) => m.body === 'reply' && m.status === 'delivered');
+    await deliver(bob, alice, 'reply'); // from here on Alice's messages are plain ones, not session starts
+    await receipt;
+    evil.onServerFrame(replayEnvelope((e) => e.source === alice.username));
+    await deliver(alice, bob, 'once only');
+    await deliver(alice, bob, 'after');
+    await settled(bob);
+    const bodies = connectionOf(bob).delivered.filter((e) => e.source === alice.username).map((e) => Buffer.from(e.body).toString('base64'));
+    expect(new Set(bodies).size).toBe(bodies.length - 1);
+    expect(await texts(bob, alice.username)).toEqual(['first', 'reply', 'once only', 'after']);
+    expect(await bob.undecryptableCount(0)).toBe(0);
+  });
+
+  it('a replayed session start under a fresh id is shown once', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    evil.onServerFrame(replayEnvelope((e) => e.source === alice.username));
+    await deliver(alice, bob, 'first');
+    await deliver(alice, bob, 'second');
+    await settled(bob);
+    expect(connectionOf(bob).delivered.filter((e) => e.source === alice.username)).toHaveLength(3);
+    expect(await texts(bob, alice.username)).toEqual(['first', 'second']);
+    expect(await bob.undecryptableCount(0)).toBe(0);
+  });
+
+  it('a dropped envelope is skipped over, and shown in its place once the server pushes it again on a new connection', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    let dropped = 0;
+    evil.onServerFrame(dropEnvelopes((e) => e.source === alice.username && dropped++ === 0));
+    await alice.sendText(bob.username, 'lost');
+    await deliver(alice, bob, 'kept');
+    expect(await texts(bob, alice.username)).toEqual(['kept']);
+
+    evil.onServerFrame(undefined);
+    const redelivered = waitFor(bob, 'message', (m) => m.body === 'lost', '"lost" again');
+    connectionOf(bob).close(); // bob reconnects; the server pushes what bob never acknowledged
+    await redelivered;
+    expect(await texts(bob, alice.username)).toEqual(['lost', 'kept']);
+    expect(await bob.undecryptableCount(0)).toBe(0);
+  });
+
+  it('envelopes delivered out of order are all shown, in the order they were written', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    evil.onServerFrame(reorder(2, (e) => e.source === alice.username));
+    const both = waitFor(bob, 'message', (m) => m.body === 'first', '"first"');
+    await alice.sendText(bob.username, 'first');
+    await alice.sendText(bob.username, 'second');
+    await both;
+    await settled(bob);
+    const order = connectionOf(bob).delivered.filter((e) => e.source === alice.username).map((e) => e.id);
+    expect(order).toEqual([...order].sort((a, b) => b - a));
+    expect(await texts(bob, alice.username)).toEqual(['first', 'second']);
+    expect(await bob.undecryptableCount(0)).toBe(0);
+  });
+
+  it('an envelope claiming a device its sender never listed is dropped with a notice, forged or rewritten', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    const notice = (device: number) => waitFor(bob, 'message', (m) => m.kind === 'notice' && m.body.includes(`device ${device}`), `notice on device ${device}`);
+
+    const forged = notice(9);
+    expect(evil.inject(bob.username, forgedEnvelope({ source: alice.username, sourceDevice: 9, type: MessageType.Whisper, body: new Uint8Array(40) }))).toBe(1);
+    expect((await forged).body).toMatch(/was dropped/);
+
+    evil.onServerFrame(rewriteEnvelope((e) => e.source === alice.username, (e) => ({ ...e, sourceDevice: 7 })));
+    const rewritten = notice(7);
+    await alice.sendText(bob.username, 'from device 1, really');
+    expect((await rewritten).body).toMatch(/was dropped/);
+    await settled(bob);
+    expect((await texts(bob, alice.username)).filter((t) => !t.startsWith('!'))).toEqual([]);
+  });
+});
