@@ -71,3 +71,51 @@ export async function eventually(what: string, check: () => Promise<boolean> | b
 export async function texts(client: ParleyClient, peer: string): Promise<string[]> {
   return (await client.conversation(peer, 1000)).map((m: StoredMessage) => (m.kind === 'notice' ? `!${m.body}` : m.body));
 }
+
+/**
+ * The people of a test: each device a real client with its own profile, on
+ * one server. `close` closes every client and removes every profile.
+ */
+export class Cast {
+  readonly #serverUrl: () => string;
+  readonly profiles: Profile[] = [];
+  readonly clients: ParleyClient[] = [];
+
+  /** `serverUrl` is read when a person is created, so a suite may restart its server in between. */
+  constructor(serverUrl: () => string) {
+    this.#serverUrl = serverUrl;
+  }
+
+  /** A new account (named `name` plus a random suffix, so suites never collide), connected. */
+  async person(name: string): Promise<ParleyClient> {
+    const profile = new Profile();
+    this.profiles.push(profile);
+    const client = await profile.create(this.#serverUrl(), `${name}_${Math.random().toString(36).slice(2, 8)}`);
+    this.clients.push(client);
+    return online(client);
+  }
+
+  /** A new device of `existing`'s account, linked through its link code, connected. */
+  async linkTo(existing: ParleyClient): Promise<ParleyClient> {
+    const pending = await existing.startLink();
+    const profile = new Profile();
+    this.profiles.push(profile);
+    const linked = await ParleyClient.link(profile.platform(), pending.code);
+    this.clients.push(linked);
+    const done = await pending.done;
+    if (done.deviceId !== linked.deviceId) throw new Error(`linking reported device ${done.deviceId}, the new client is ${linked.deviceId}`);
+    return online(linked);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.close()));
+    for (const p of this.profiles) p.remove();
+  }
+}
+
+async function online(client: ParleyClient): Promise<ParleyClient> {
+  const connected = waitFor(client, 'connection', (c) => c.state === 'online', 'connection');
+  client.connect();
+  await connected;
+  return client;
+}

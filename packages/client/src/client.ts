@@ -19,6 +19,8 @@ import { refreshContact } from './contacts.js';
 import type { ClientEvents, Context } from './context.js';
 import { ClientError, isClientError } from './errors.js';
 import { Events } from './events.js';
+import { changeGroup, createGroup, getGroup, groupMembers, listGroups, sendGroupText, type GroupEdit, type GroupInfo, type GroupMemberDetails } from './groups/groups.js';
+import { groupConversation } from './groups/state.js';
 import { joinAccount, offerLink, removeDevice, type HistoryWindow, type PendingLink } from './devices.js';
 import { loadContact, saveContact } from './protocolStores.js';
 import { receive } from './receiver.js';
@@ -68,7 +70,23 @@ function encodable(content: Content): Uint8Array {
 /** Conversations are listed newest first, at most this many messages each unless asked. */
 const DEFAULT_HISTORY = 50;
 
+/** Set by ParleyClient's static block: reaches a client's context (see `contextOf`). */
+let internals: ((client: ParleyClient) => Context) | undefined;
+
+/**
+ * The context of a client, for tests that play a misbehaving member (one that
+ * sends what the SDK itself never would). Not exported from the package.
+ * @internal
+ */
+export function contextOf(client: ParleyClient): Context {
+  return internals!(client);
+}
+
 export class ParleyClient {
+  static {
+    internals = (client) => client.#ctx;
+  }
+
   readonly events = new Events<ClientEvents>();
   readonly #ctx: Context;
   readonly #webSocket: WebSocketFactory;
@@ -281,6 +299,87 @@ export class ParleyClient {
     if (to !== local.username) recordSent(tx, storedAt, local.username, sync);
     await tx.commit();
     return this.#advance(message, 'sent');
+  }
+
+  /**
+   * Creates a group with this account as its admin and `members` as plain
+   * members, and tells every member's devices, end to end encrypted. The
+   * server learns nothing of it.
+   * @throws ClientError `INVALID_ARGUMENT` (a bad username or title, over 1,000 members), `UNKNOWN_USER`, and what sending throws.
+   */
+  async createGroup(title: string, members: readonly string[]): Promise<GroupInfo> {
+    this.connect();
+    return createGroup(this.#ctx, title, members.map(canonical));
+  }
+
+  /** Adds `username` to a group (admins only), with the identity key this device knows for them. They get current sender keys only: nothing sent before. */
+  async addGroupMember(groupId: string, username: string): Promise<GroupInfo> {
+    return this.#changeGroup(groupId, { kind: 'add', username: canonical(username) });
+  }
+
+  /** Removes `username` from a group (admins only). Every member's next message goes under a fresh sender key the removed member never gets. */
+  async removeGroupMember(groupId: string, username: string): Promise<GroupInfo> {
+    return this.#changeGroup(groupId, { kind: 'remove', username: canonical(username) });
+  }
+
+  /** Makes `username` an admin (admins only). */
+  async promoteGroupMember(groupId: string, username: string): Promise<GroupInfo> {
+    return this.#changeGroup(groupId, { kind: 'promote', username: canonical(username) });
+  }
+
+  /** Makes `username` a plain member (admins only; a group keeps at least one admin). */
+  async demoteGroupMember(groupId: string, username: string): Promise<GroupInfo> {
+    return this.#changeGroup(groupId, { kind: 'demote', username: canonical(username) });
+  }
+
+  /** Renames a group (admins only). */
+  async renameGroup(groupId: string, title: string): Promise<GroupInfo> {
+    return this.#changeGroup(groupId, { kind: 'title', title });
+  }
+
+  /** Leaves a group. The last admin must first make someone else admin. */
+  async leaveGroup(groupId: string): Promise<GroupInfo> {
+    return this.#changeGroup(groupId, { kind: 'leave' });
+  }
+
+  /**
+   * Sends a text to every device of every member of a group, encrypted once
+   * under this device's sender key. Resolves with the stored message once the
+   * server has every copy.
+   * @throws ClientError `UNKNOWN_GROUP`, `NOT_A_MEMBER`, `INVALID_DEVICE_LIST`, `SEND_REFUSED`, `INVALID_ARGUMENT`.
+   */
+  async sendGroupText(groupId: string, text: string): Promise<StoredMessage> {
+    if (text.length === 0) throw new ClientError('INVALID_ARGUMENT', 'a message needs some text');
+    const sentAt = (this.#lastSentAt = Math.max(this.#ctx.now(), this.#lastSentAt + 1));
+    encodable({ kind: 'text', sentAt, body: text }); // checked before anything is stored
+    this.connect();
+    return sendGroupText(this.#ctx, groupId, text, sentAt);
+  }
+
+  /** Every group this device knows, including those this account left. */
+  async groups(): Promise<GroupInfo[]> {
+    return listGroups(this.#ctx);
+  }
+
+  /** One group. @throws ClientError `UNKNOWN_GROUP`. */
+  async group(groupId: string): Promise<GroupInfo> {
+    return getGroup(this.#ctx, groupId);
+  }
+
+  /** A group's members with their devices (fetched fresh, from device lists their keys signed) and verification state. */
+  async groupMembers(groupId: string): Promise<GroupMemberDetails[]> {
+    return groupMembers(this.#ctx, groupId);
+  }
+
+  /** The last `limit` messages of a group, oldest first. */
+  async groupConversation(groupId: string, limit = DEFAULT_HISTORY): Promise<StoredMessage[]> {
+    const entries = await this.#ctx.store.list('message', `${groupConversation(groupId)}/`, { limit, reverse: true });
+    return entries.map(([, bytes]) => parse<StoredMessage>(bytes)).reverse();
+  }
+
+  async #changeGroup(groupId: string, edit: GroupEdit): Promise<GroupInfo> {
+    this.connect();
+    return changeGroup(this.#ctx, groupId, edit);
   }
 
   /** Tells `username` that their messages up to now have been read, and marks them read here. */

@@ -17,6 +17,7 @@ import {
   CONTENT_VERSION,
   decodeContent,
   encodeContent,
+  MAX_GROUP_CHANGES,
   MAX_RECEIPT_IDS,
   MAX_TEXT_BYTES,
   PADDING_BLOCK,
@@ -62,6 +63,11 @@ const rawSync = (destination: Uint8Array | undefined, content: Uint8Array | unde
   );
 const rawDecryptionError = (failedAt: bigint | undefined, device: bigint | undefined) =>
   message(7, concat(failedAt === undefined ? bytes() : rawVarint(1, failedAt), device === undefined ? bytes() : rawVarint(2, device)));
+const rawGroupChange = (...changes: Uint8Array[]) => message(8, concat(...changes.map((c) => message(1, c))));
+/** A sender key (9) or group text (10): group id, then the distribution or the body. */
+const rawGroupField = (kind: number, groupId: Uint8Array | undefined, second: Uint8Array | undefined) =>
+  message(kind, concat(groupId === undefined ? bytes() : message(1, groupId), second === undefined ? bytes() : message(2, second)));
+const GROUP_ID = new Uint8Array(16).fill(0x42);
 /** An unpadded version-1 text, as a sync transcript carries it. */
 const innerText = (body = 'hi', ...extra: Uint8Array[]) => rawBare(1n, 5n, rawText(utf8(body), ...extra));
 
@@ -92,6 +98,15 @@ const EXAMPLES: { readonly [K in Content['kind']]: Extract<Content, { kind: K }>
   'decryption-error': [
     { kind: 'decryption-error', sentAt: 9, failedAt: 1_700_000_000_123, sourceDevice: 1 },
     { kind: 'decryption-error', sentAt: 0, failedAt: 0, sourceDevice: MAX_DEVICE_ID },
+  ],
+  'group-change': [
+    { kind: 'group-change', sentAt: 10, changes: [bytes(1)] },
+    { kind: 'group-change', sentAt: 11, changes: range(MAX_GROUP_CHANGES).map((i) => bytes(i & 0xff, i >> 8)) },
+  ],
+  'sender-key': [{ kind: 'sender-key', sentAt: 12, groupId: new Uint8Array(16).fill(7), distribution: bytes(0x33, 1, 2, 3) }],
+  'group-text': [
+    { kind: 'group-text', sentAt: 13, groupId: new Uint8Array(16).fill(9), body: 'hello, group' },
+    { kind: 'group-text', sentAt: 14, groupId: new Uint8Array(16), body: 'a'.repeat(MAX_TEXT_BYTES) },
   ],
   unsupported: [],
 };
@@ -175,8 +190,8 @@ describe('forward compatibility', () => {
     expect(decodeContent(pad(rawBare(0xffff_ffffn, 0n)))).toEqual({ kind: 'unsupported', sentAt: 0, version: 0xffff_ffff });
   });
 
-  it('reads a content of an unknown kind (a future attachment=8), or of none, as unsupported', () => {
-    const attachment = message(8, message(1, bytes(0xaa, 0xbb)));
+  it('reads a content of an unknown kind (a future attachment=11), or of none, as unsupported', () => {
+    const attachment = message(11, message(1, bytes(0xaa, 0xbb)));
     expect(decodeContent(raw(attachment))).toEqual({ kind: 'unsupported', sentAt: 1, version: CONTENT_VERSION });
     expect(decodeContent(raw())).toEqual({ kind: 'unsupported', sentAt: 1, version: CONTENT_VERSION });
     // A known kind beside an unknown field is the known kind.
@@ -185,7 +200,7 @@ describe('forward compatibility', () => {
 
   it('reads a sync transcript of a content it does not support as unsupported', () => {
     const newer = rawBare(2n, 5n, rawText(utf8('hi')));
-    const attachment = rawBare(1n, 5n, message(8, bytes(1)));
+    const attachment = rawBare(1n, 5n, message(11, bytes(1)));
     expect(decodeContent(raw(rawSync(utf8('bob'), newer)))).toEqual({ kind: 'unsupported', sentAt: 1, version: 2 });
     expect(decodeContent(raw(rawSync(utf8('bob'), attachment)))).toEqual({ kind: 'unsupported', sentAt: 1, version: 1 });
   });
@@ -216,7 +231,7 @@ const cases: Case[] = [
   ['no sent_at in a newer version', pad(rawBare(2n, 0n)), pad(rawBare(2n, undefined))],
   ['sent_at 2^53', pad(rawBare(1n, 2n ** 53n - 1n, rawTyping(1n))), pad(rawBare(1n, 2n ** 53n, rawTyping(1n)))],
   ['a truncated varint', pad(rawBare(1n, 300n)), pad(rawBare(1n, 300n).subarray(0, 3))],
-  ['a group (wire type 3) among unknown fields', raw(rawTyping(1n), rawVarint(9, 1n)), raw(rawTyping(1n), bytes(0x4b))],
+  ['a group (wire type 3) among unknown fields', raw(rawTyping(1n), rawVarint(15, 1n)), raw(rawTyping(1n), bytes(0x7b))],
   // Kinds
   ['two kinds', raw(rawText(utf8('hi'))), raw(rawText(utf8('hi')), rawTyping(1n))],
   ['all five kinds', raw(rawTyping(1n)), raw(rawText(utf8('hi')), rawReceipt(1n, 1n), rawTyping(1n), rawSync(utf8('bob'), innerText()), rawDecryptionError(1n, 1n))],
@@ -258,6 +273,23 @@ const cases: Case[] = [
   ['a sync of a padded content', raw(rawSync(utf8('bob'), innerText())), raw(rawSync(utf8('bob'), pad(innerText())))],
   ['a sync of a bad text', raw(rawSync(utf8('bob'), innerText('a'))), raw(rawSync(utf8('bob'), rawBare(1n, 1n, rawText(bytes()))))],
   ['a sync of a version-0 content', raw(rawSync(utf8('bob'), rawBare(1n, 1n, rawText(utf8('a'))))), raw(rawSync(utf8('bob'), rawBare(0n, 1n, rawText(utf8('a')))))],
+  // Group kinds
+  ['a group change of no change', raw(rawGroupChange(bytes(1))), raw(rawGroupChange())],
+  ['an empty group change', raw(rawGroupChange(bytes(1))), raw(rawGroupChange(bytes()))],
+  [
+    `a group change message of MAX_GROUP_CHANGES + 1 (${MAX_GROUP_CHANGES + 1}) changes`,
+    raw(rawGroupChange(...range(MAX_GROUP_CHANGES).map(() => bytes(1)))),
+    raw(rawGroupChange(...range(MAX_GROUP_CHANGES + 1).map(() => bytes(1)))),
+  ],
+  ['a group change that is a varint', raw(rawGroupChange(bytes(1))), raw(message(8, rawVarint(1, 1n)))],
+  ['a sender key for a 15-byte group id', raw(rawGroupField(9, GROUP_ID, bytes(1))), raw(rawGroupField(9, GROUP_ID.subarray(1), bytes(1)))],
+  ['a sender key without a group id', raw(rawGroupField(9, GROUP_ID, bytes(1))), raw(rawGroupField(9, undefined, bytes(1)))],
+  ['a sender key without its distribution', raw(rawGroupField(9, GROUP_ID, bytes(1))), raw(rawGroupField(9, GROUP_ID, undefined))],
+  ['an empty sender key distribution', raw(rawGroupField(9, GROUP_ID, bytes(1))), raw(rawGroupField(9, GROUP_ID, bytes()))],
+  ['a group text for a 17-byte group id', raw(rawGroupField(10, GROUP_ID, utf8('a'))), raw(rawGroupField(10, concat(GROUP_ID, bytes(1)), utf8('a')))],
+  ['an empty group text', raw(rawGroupField(10, GROUP_ID, utf8('a'))), raw(rawGroupField(10, GROUP_ID, bytes()))],
+  ['a group text that is not UTF-8', raw(rawGroupField(10, GROUP_ID, bytes(0x61, 0xc3, 0xa9))), raw(rawGroupField(10, GROUP_ID, bytes(0x61, 0xc3, 0x28)))],
+  [`a group text of MAX_TEXT_BYTES + 1 bytes`, raw(rawGroupField(10, GROUP_ID, utf8(over(MAX_TEXT_BYTES)))), raw(rawGroupField(10, GROUP_ID, utf8(over(MAX_TEXT_BYTES + 1))))],
   // Decryption error
   ['source device 0', raw(rawDecryptionError(1n, 1n)), raw(rawDecryptionError(1n, 0n))],
   ['source device MAX_DEVICE_ID + 1', raw(rawDecryptionError(1n, BigInt(MAX_DEVICE_ID))), raw(rawDecryptionError(1n, BigInt(MAX_DEVICE_ID + 1)))],
@@ -304,6 +336,17 @@ const encodeCases: EncodeCase[] = [
   ['source device 0', decryptionError(1), decryptionError(0), RangeError],
   ['source device MAX_DEVICE_ID + 1', decryptionError(MAX_DEVICE_ID), decryptionError(MAX_DEVICE_ID + 1), RangeError],
   ['failedAt -1', decryptionError(1, 0), decryptionError(1, -1), RangeError],
+  ['a group change of no change', { kind: 'group-change', sentAt: 1, changes: [bytes(1)] }, { kind: 'group-change', sentAt: 1, changes: [] }, RangeError],
+  [
+    'a group change of MAX_GROUP_CHANGES + 1 changes',
+    { kind: 'group-change', sentAt: 1, changes: range(MAX_GROUP_CHANGES).map(() => bytes(1)) },
+    { kind: 'group-change', sentAt: 1, changes: range(MAX_GROUP_CHANGES + 1).map(() => bytes(1)) },
+    RangeError,
+  ],
+  ['a sender key for a 15-byte group', { kind: 'sender-key', sentAt: 1, groupId: GROUP_ID, distribution: bytes(1) }, { kind: 'sender-key', sentAt: 1, groupId: GROUP_ID.subarray(1), distribution: bytes(1) }, RangeError],
+  ['a sender key without its distribution', { kind: 'sender-key', sentAt: 1, groupId: GROUP_ID, distribution: bytes(1) }, { kind: 'sender-key', sentAt: 1, groupId: GROUP_ID, distribution: bytes() }, RangeError],
+  ['an empty group text', { kind: 'group-text', sentAt: 1, groupId: GROUP_ID, body: 'a' }, { kind: 'group-text', sentAt: 1, groupId: GROUP_ID, body: '' }, RangeError],
+  ['a group text with a lone surrogate', { kind: 'group-text', sentAt: 1, groupId: GROUP_ID, body: 'a' }, { kind: 'group-text', sentAt: 1, groupId: GROUP_ID, body: '\ud83d' }, TypeError],
   ['an unknown kind', text('a'), { kind: 'attachment', sentAt: 1 } as unknown as Content, TypeError],
 ];
 
@@ -343,6 +386,9 @@ const contentArb: fc.Arbitrary<Content> = fc.oneof(
     failedAt: timeArb,
     sourceDevice: fc.integer({ min: 1, max: MAX_DEVICE_ID }),
   }),
+  fc.record({ kind: fc.constant('group-change' as const), sentAt: timeArb, changes: fc.array(fc.uint8Array({ minLength: 1, maxLength: 64 }), { minLength: 1, maxLength: 8 }) }),
+  fc.record({ kind: fc.constant('sender-key' as const), sentAt: timeArb, groupId: fc.uint8Array({ minLength: 16, maxLength: 16 }), distribution: fc.uint8Array({ minLength: 1, maxLength: 64 }) }),
+  fc.record({ kind: fc.constant('group-text' as const), sentAt: timeArb, groupId: fc.uint8Array({ minLength: 16, maxLength: 16 }), body: textArb.map((t) => t.body) }),
 );
 
 /** Decodes `input`; whatever is accepted (but unsupported) must encode and decode back the same. */

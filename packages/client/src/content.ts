@@ -12,7 +12,10 @@
  *                 sync=6             { destination=1 (string, canonical username),
  *                                      content=2 (bytes: an unpadded Content of kind text, the message this account sent) }
  *                 decryption_error=7 { failed_at=1 (uint64, the failed envelope's timestamp as the envelope gave it),
- *                                      source_device=2 (uint32, the device it came from) } }
+ *                                      source_device=2 (uint32, the device it came from) }
+ *                 group_change=8     { change=1 (repeated bytes: signed roster changes, in version order, 1..MAX_GROUP_CHANGES) }
+ *                 sender_key=9       { group_id=1 (bytes, 16), distribution=2 (bytes: a SenderKeyDistributionMessage) }
+ *                 group_text=10      { group_id=1 (bytes, 16), body=2 (string, as a text's) } }
  *
  *   padded = Content ‖ 0x80 ‖ 0x00… up to the next multiple of PADDING_BLOCK bytes
  *
@@ -27,10 +30,15 @@
  *
  * Forward compatibility, the point of the version: unknown fields are skipped;
  * a content of a newer version, or with none of the kinds above set (a future
- * attachment=8, say), decodes as `unsupported` instead of failing, so that an
+ * attachment=11, say), decodes as `unsupported` instead of failing, so that an
  * old client can say "this needs a newer Parley". So does a sync transcript
  * whose inner content is unsupported. A content of a newer version is not
  * read past `sent_at`: its other fields may mean something else by then.
+ *
+ * Group kinds (groups/groups.ts): roster changes and sender keys travel in
+ * one-to-one sessions; a group text travels only inside a sender-key message,
+ * and names its group so that the receiver can check the key was distributed
+ * for that group.
  *
  * This module knows nothing of sessions, envelopes or storage. Decoders take
  * hostile bytes and throw only `ProtocolError('INVALID_ENCODING')`; encoders
@@ -59,6 +67,10 @@ export const PADDING_BLOCK = 160;
 export const MAX_TEXT_BYTES = 64 * 1024;
 /** Messages one receipt may name: bounds the work one message can ask for; a client splits larger batches. */
 export const MAX_RECEIPT_IDS = 1000;
+/** Roster changes one message may carry: a new member gets the group's whole chain, which this bounds. */
+export const MAX_GROUP_CHANGES = 4096;
+/** A group id's length (groups/roster.ts draws 128 random bits). */
+const GROUP_ID_BYTES = 16;
 
 /** A text message. */
 export interface TextContent {
@@ -80,6 +92,12 @@ export type Content =
   | { readonly kind: 'sync'; readonly sentAt: number; readonly destination: string; readonly message: TextContent }
   /** "I could not decrypt your envelope of `failedAt` from your device `sourceDevice`": a request to resend it. */
   | { readonly kind: 'decryption-error'; readonly sentAt: number; readonly failedAt: number; readonly sourceDevice: number }
+  /** Signed roster changes of one group, oldest first (the whole chain for a new member). */
+  | { readonly kind: 'group-change'; readonly sentAt: number; readonly changes: readonly Uint8Array[] }
+  /** The author's sender key for a group (a serialized SenderKeyDistributionMessage). */
+  | { readonly kind: 'sender-key'; readonly sentAt: number; readonly groupId: Uint8Array; readonly distribution: Uint8Array }
+  /** A text to a group; only ever inside a sender-key message. */
+  | { readonly kind: 'group-text'; readonly sentAt: number; readonly groupId: Uint8Array; readonly body: string }
   /** A content of a newer version, or of a kind this version does not know. */
   | { readonly kind: 'unsupported'; readonly sentAt: number; readonly version: number };
 
@@ -92,7 +110,7 @@ const TYPING_ACTIONS = { started: 1, stopped: 2 } as const;
 const RECEIPT_BY_TYPE = ['delivery', 'read'] as const;
 const TYPING_BY_ACTION = ['started', 'stopped'] as const;
 /** The field numbers of the kinds this version knows. */
-const KIND_FIELDS = [3, 4, 5, 6, 7] as const;
+const KIND_FIELDS = [3, 4, 5, 6, 7, 8, 9, 10] as const;
 /** Matches a lone surrogate, which UTF-8 cannot carry (TextEncoder would silently replace it). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -115,11 +133,21 @@ function code(table: Readonly<Record<string, number>>, key: string, name: string
   return value;
 }
 
-function encodeText(text: TextContent): Uint8Array {
-  if (typeof text.body !== 'string') throw new TypeError('body must be a string');
-  if (LONE_SURROGATE.test(text.body)) throw new TypeError('body must be well-formed Unicode (it has a lone surrogate)');
-  const body = utf8(text.body);
+function checkGroupId(value: Uint8Array): void {
+  if (!(value instanceof Uint8Array) || value.length !== GROUP_ID_BYTES) throw new RangeError(`a group id is ${GROUP_ID_BYTES} bytes`);
+}
+
+/** A text body's UTF-8. */
+function textBody(value: string): Uint8Array {
+  if (typeof value !== 'string') throw new TypeError('body must be a string');
+  if (LONE_SURROGATE.test(value)) throw new TypeError('body must be well-formed Unicode (it has a lone surrogate)');
+  const body = utf8(value);
   if (body.length === 0 || body.length > MAX_TEXT_BYTES) throw new RangeError(`body must be 1–${MAX_TEXT_BYTES} bytes of UTF-8`);
+  return body;
+}
+
+function encodeText(text: TextContent): Uint8Array {
+  const body = textBody(text.body);
   const writer = new ProtoWriter().bytes(1, body);
   if (text.resentFor !== undefined) {
     checkTime(text.resentFor, 'resentFor');
@@ -160,6 +188,21 @@ function encodeBare(content: Content): Uint8Array {
       checkTime(content.failedAt, 'failedAt');
       checkDevice(content.sourceDevice, 'sourceDevice');
       return writer.bytes(7, new ProtoWriter().uint64(1, content.failedAt).uint32(2, content.sourceDevice).finish()).finish();
+    case 'group-change': {
+      if (content.changes.length === 0 || content.changes.length > MAX_GROUP_CHANGES) {
+        throw new RangeError(`a group change message carries 1–${MAX_GROUP_CHANGES} changes`);
+      }
+      const inner = new ProtoWriter();
+      for (const change of content.changes) inner.bytes(1, change);
+      return writer.bytes(8, inner.finish()).finish();
+    }
+    case 'sender-key':
+      checkGroupId(content.groupId);
+      if (content.distribution.length === 0) throw new RangeError('a sender key needs its distribution message');
+      return writer.bytes(9, new ProtoWriter().bytes(1, content.groupId).bytes(2, content.distribution).finish()).finish();
+    case 'group-text':
+      checkGroupId(content.groupId);
+      return writer.bytes(10, new ProtoWriter().bytes(1, content.groupId).bytes(2, textBody(content.body)).finish()).finish();
     case 'unsupported':
       throw new TypeError('an unsupported content cannot be encoded: it is only what a newer client sent');
     default:
@@ -231,6 +274,24 @@ function decodeSync(body: Uint8Array, sentAt: number): Content {
   return { kind: 'sync', sentAt, destination, message };
 }
 
+function decodeGroupChange(body: Uint8Array, sentAt: number): Content {
+  const changes: Uint8Array[] = [];
+  for (const [field, value] of readProtoFields(body)) {
+    if (field !== 1) continue;
+    if (!(value instanceof Uint8Array) || value.length === 0) throw invalid('a group change is non-empty bytes');
+    if (changes.length === MAX_GROUP_CHANGES) throw invalid(`a group change message carries at most ${MAX_GROUP_CHANGES} changes`);
+    changes.push(value);
+  }
+  if (changes.length === 0) throw invalid('a group change message carries at least one change');
+  return { kind: 'group-change', sentAt, changes };
+}
+
+function groupIdOf(fields: Map<number, ProtoValue>): Uint8Array {
+  const id = requiredBytes(fields, 1, 'group id');
+  if (id.length !== GROUP_ID_BYTES) throw invalid(`a group id is ${GROUP_ID_BYTES} bytes, not ${id.length}`);
+  return id;
+}
+
 /** Decodes an unpadded content; `nested` for the one inside a sync transcript, which may not be a sync itself. */
 function decodeBare(bytes: Uint8Array, nested: boolean): Content {
   const fields = readProto(bytes);
@@ -263,6 +324,20 @@ function decodeBare(bytes: Uint8Array, nested: boolean): Content {
         failedAt: requiredUint64(inner, 1, 'failed at'),
         sourceDevice: inRange(requiredUint32(inner, 2, 'source device'), 1, limits.MAX_DEVICE_ID, 'source device'),
       };
+    }
+    case 8:
+      return decodeGroupChange(body, sentAt);
+    case 9: {
+      const inner = readProto(body);
+      const distribution = requiredBytes(inner, 2, 'sender key distribution');
+      if (distribution.length === 0) throw invalid('a sender key needs its distribution message');
+      return { kind: 'sender-key', sentAt, groupId: groupIdOf(inner), distribution };
+    }
+    case 10: {
+      const inner = readProto(body);
+      const text = requiredBytes(inner, 2, 'group text body');
+      if (text.length === 0 || text.length > MAX_TEXT_BYTES) throw invalid(`a text body is 1–${MAX_TEXT_BYTES} bytes, not ${text.length}`);
+      return { kind: 'group-text', sentAt, groupId: groupIdOf(inner), body: fromUtf8(text, 'group text body') };
     }
   }
 }

@@ -7,6 +7,7 @@ import type { CryptoProvider } from '@parley/crypto';
 
 import type { ServerApi } from './api.js';
 import type { Events } from './events.js';
+import type { GroupAlert, GroupInfo } from './groups/groups.js';
 import type { KeyValueStore } from './store/kv.js';
 import type { LocalDevice, StoredMessage } from './store/records.js';
 import type { ConnectionState, Transport } from './transport.js';
@@ -26,6 +27,14 @@ export interface ClientEvents extends Record<string, unknown> {
   connection: { readonly state: ConnectionState; readonly detail: string };
   /** The mailbox was drained after connecting; `count` envelopes were processed on the way. */
   drained: { readonly count: number };
+  /** A group's roster changed (a change made here, or one a member sent). */
+  group: GroupInfo;
+  /**
+   * Something a correct server and correct members never cause: a refused
+   * group change, a key or message from outside a group's roster, a request
+   * for copies to a ghost member or device. A notice is in the group too.
+   */
+  groupAlert: GroupAlert;
   /** Something went wrong in the background (a receipt not sent, a refill failed); the client carries on. */
   warning: { readonly message: string; readonly cause?: unknown };
 }

@@ -23,6 +23,12 @@ export type ClientErrorCode =
   | 'ACCOUNT_EXISTS'
   /** Another process (or tab) has this device's profile open. */
   | 'PROFILE_IN_USE'
+  /** No group with this id on this device. */
+  | 'UNKNOWN_GROUP'
+  /** This account is no longer in the group. */
+  | 'NOT_A_MEMBER'
+  /** The group change breaks the roster's rules (not an admin, the last admin leaving…); nothing was changed. */
+  | 'GROUP_CHANGE_REFUSED'
   /** An argument is out of range (an empty message, a bad username). */
   | 'INVALID_ARGUMENT'
   /** The client was closed. */

@@ -7,6 +7,8 @@ export { DEFAULT_HISTORY_WINDOW, type HistoryWindow, type PendingLink } from './
 export type { ClientEvents } from './context.js';
 export { ClientError, isClientError, type ClientErrorCode } from './errors.js';
 export { CONTENT_VERSION, decodeContent, encodeContent, type Content } from './content.js';
+export type { GroupAlert, GroupAlertReason, GroupInfo, GroupMemberDetails } from './groups/groups.js';
+export { groupConversation } from './groups/state.js';
 export type { KeyValueStore, Write } from './store/kv.js';
 export { MemoryStore } from './store/memory.js';
 export type { MessageStatus, StoredMessage } from './store/records.js';

@@ -13,14 +13,15 @@
  *
  * Messages are accepted only from devices in the sender's verified device list.
  */
-import { decryptMessage, isProtocolError, type Envelope, type MessageType } from '@parley/protocol';
+import { decryptMessage, isProtocolError, SENDER_KEY_MESSAGE_TYPE, type Envelope, type MessageType } from '@parley/protocol';
 
 import { decodeContent, type Content } from './content.js';
 import { addNotice, contactWithDevices, noteIdentity, refreshContact } from './contacts.js';
 import type { Context } from './context.js';
-import { protocolStores } from './protocolStores.js';
+import { receiveGroupChanges, receiveGroupMessage, receiveSenderKey, refuseGroupTextOneToOne } from './groups/groups.js';
+import { loadContact, protocolStores } from './protocolStores.js';
 import { Transaction } from './store/kv.js';
-import { json, messageKey, parse, seenKey, type MessageStatus, type StoredMessage } from './store/records.js';
+import { json, messageKey, parse, seenKey, type Contact, type MessageStatus, type StoredMessage } from './store/records.js';
 
 /** What receiving an envelope leads to, once it is stored and acknowledged. */
 export interface Received {
@@ -61,6 +62,18 @@ export async function receive(ctx: Context, envelope: Envelope): Promise<Receive
     return finish(ctx, tx, envelope, events, () => { ctx.events.emit('message', notice); });
   }
 
+  if (envelope.type === SENDER_KEY_MESSAGE_TYPE) {
+    const outcome = await receiveGroupMessage(ctx, tx, envelope, contact, events);
+    if (outcome.kind !== 'undecryptable') return finish(ctx, tx, envelope, events);
+    // No resend request: a sender key cannot be asked for one message (see docs/PROTOCOL.md, groups).
+    const failed = new Transaction(ctx.store);
+    const code = isProtocolError(outcome.error) ? outcome.error.code : 'NO_SENDER_KEY';
+    failed.put('undecryptable', undecryptableKey(source, envelope.sourceDevice, envelope.timestamp), json({ code, at: ctx.now(), group: true }));
+    return finish(ctx, failed, envelope, [], () => {
+      ctx.events.emit('warning', { message: `a group message from ${source}.${envelope.sourceDevice} could not be decrypted (${code})`, cause: outcome.error });
+    });
+  }
+
   let plaintext: Uint8Array;
   const staged: (() => void)[] = []; // an identity change is news only if the message it came with decrypts
   try {
@@ -86,7 +99,8 @@ export async function receive(ctx: Context, envelope: Envelope): Promise<Receive
     const notice = addNotice(ctx, tx, source, `A message from ${source} was not in a format this app can read.`);
     return finish(ctx, tx, envelope, events, () => { ctx.events.emit('message', notice); });
   }
-  const receipt = await apply(ctx, tx, envelope, content, events);
+  // The contact as the session now has it (a decryption may have recorded a new identity key).
+  const receipt = await apply(ctx, tx, envelope, (await loadContact(tx, source)) ?? contact, content, events);
   return {
     ...(await finish(ctx, tx, envelope, events)),
     ...(receipt === undefined ? {} : { receipt }),
@@ -117,7 +131,7 @@ async function decrypt(ctx: Context, tx: Transaction, envelope: Envelope, events
 }
 
 /** Stores what a content means. Returns the receipt a text deserves. */
-async function apply(ctx: Context, tx: Transaction, envelope: Envelope, content: Content, events: (() => void)[]): Promise<Received['receipt']> {
+async function apply(ctx: Context, tx: Transaction, envelope: Envelope, contact: Contact, content: Content, events: (() => void)[]): Promise<Received['receipt']> {
   const self = ctx.local.username;
   const source = envelope.source;
   const store = async (message: StoredMessage) => {
@@ -165,6 +179,15 @@ async function apply(ctx: Context, tx: Transaction, envelope: Envelope, content:
       if (content.sourceDevice === ctx.local.deviceId) {
         tx.put('resendRequest', `${String(content.failedAt).padStart(16, '0')}.${source}`, new Uint8Array(0));
       }
+      return undefined;
+    case 'group-change':
+      await receiveGroupChanges(ctx, tx, envelope, content.changes, events);
+      return undefined;
+    case 'sender-key':
+      await receiveSenderKey(ctx, tx, envelope, contact, content, events);
+      return undefined;
+    case 'group-text':
+      refuseGroupTextOneToOne(ctx, tx, envelope, content, events);
       return undefined;
     case 'unsupported':
       await store({ ...base, conversation: source, direction: 'incoming', author: source, kind: 'unsupported', body: `This message needs a newer version of Parley (content version ${content.version}).`, status: 'received' });
