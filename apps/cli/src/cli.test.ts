@@ -47,6 +47,54 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
+describe('parley group', () => {
+  const [ann, ben, cat] = ['ann', 'ben', 'cat'].map((n) => `${n}_${suffix}`) as [string, string, string];
+
+  it('create, send, read, show, add, remove and leave, each device seeing the same roster', async () => {
+    for (const who of [ann, ben, cat]) expect((await parley(who, 'init', '--server', server.url, '--name', who)).code).toBe(0);
+    const created = await parley(ann, '--json', 'group', 'create', 'Book', 'club', '--members', `${ben},${cat}`);
+    expect(created.code, created.stderr).toBe(0);
+    const group = json(created.stdout) as { id: string; title: string; members: { username: string; role: string }[] };
+    expect(group).toMatchObject({ title: 'Book club', version: 1 });
+    expect(group.members).toEqual([{ username: ann, role: 'admin' }, { username: ben, role: 'member' }, { username: cat, role: 'member' }]);
+
+    expect((await parley(ben, 'group', 'send', 'book club', 'first', 'chapter?')).stdout).toContain('sent to Book club ✓');
+    const read = await parley(cat, 'group', 'read', group.id.slice(0, 6));
+    expect(read.stdout).toContain(`${ben}: first chapter?`);
+    expect(read.stdout).toContain(`${ann} created the group "Book club"`);
+    expect((await parley(ann, 'inbox')).stdout).toContain('# Book club');
+
+    const shown = await parley(ben, 'group', 'show', 'Book club');
+    expect(shown.stdout).toMatch(new RegExp(`${ann}\\s+admin\\s+devices 1\\s+not verified`));
+    expect(shown.stdout).toMatch(new RegExp(`${ben}\\s+member\\s+devices 1\\s+you`));
+
+    const notAdmin = await parley(ben, 'group', 'remove', 'Book club', cat);
+    expect(notAdmin.code).toBe(1);
+    expect(notAdmin.stderr).toMatch(/not an admin/);
+    expect((await parley(ann, 'group', 'remove', 'Book club', cat)).stdout).toContain('Removed from "Book club"');
+    expect((await parley(ann, 'group', 'send', 'Book club', 'cat is gone')).code).toBe(0);
+    expect((await parley(ben, 'group', 'read', 'Book club')).stdout).toContain(`${ann}: cat is gone`);
+    const catView = await parley(cat, '--json', 'group', 'list');
+    expect(json(catView.stdout)).toMatchObject({ groups: [{ id: group.id, member: false }] });
+    expect((await parley(cat, 'group', 'read', 'Book club')).stdout).not.toContain('cat is gone');
+    const catSend = await parley(cat, 'group', 'send', 'Book club', 'hello?');
+    expect(catSend.code).toBe(1);
+    expect(catSend.stderr).toMatch(/no longer in this group/);
+
+    // Added back, cat reads what follows, not what she missed.
+    expect((await parley(ann, 'group', 'add', 'Book club', cat)).stdout).toContain('Added to "Book club"');
+    expect((await parley(cat, 'group', 'send', 'Book club', 'back again')).code).toBe(0);
+    expect((await parley(ann, 'group', 'read', 'Book club')).stdout).toContain(`${cat}: back again`);
+    expect((await parley(cat, 'group', 'read', 'Book club')).stdout).not.toContain('cat is gone');
+    expect((await parley(ben, 'group', 'leave', 'Book club')).stdout).toContain('Left "Book club"');
+    expect(json((await parley(cat, '--json', 'group', 'list')).stdout)).toMatchObject({ groups: [{ members: [{ username: ann }, { username: cat }] }] });
+
+    const unknown = await parley(ann, 'group', 'send', 'Chess', 'hi');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no group "Chess"/);
+  });
+});
+
 describe('parley, end to end', () => {
   it('init, send, inbox and verify', async () => {
     expect((await parley(alice, 'init', '--server', server.url, '--name', alice)).stdout).toContain(`Created ${alice}`);

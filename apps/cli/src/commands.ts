@@ -6,7 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 
-import { ClientError, ParleyClient, type StoredMessage } from '@parley/client';
+import { ClientError, ParleyClient, type GroupInfo, type StoredMessage } from '@parley/client';
 import { nodePlatform } from '@parley/client/node';
 import QRCode from 'qrcode';
 
@@ -19,6 +19,8 @@ export interface Options {
   readonly name?: string;
   readonly mark: boolean;
   readonly unmark: boolean;
+  /** `group create --members`: comma-separated usernames. */
+  readonly members?: string;
 }
 
 type Command = (args: string[], options: Options) => Promise<number>;
@@ -139,9 +141,10 @@ const inbox: Command = async (args, options) => {
       return 0;
     }
     const conversations = await client.conversations();
+    const titles = new Map((await client.groups()).map((g) => [g.conversation, `# ${g.title}`]));
     if (options.json) printJson({ conversations: conversations.map((c) => ({ username: c.username, last: messageJson(c.last) })) });
     else if (conversations.length === 0) out('No messages yet.');
-    else for (const c of conversations) out(`${c.username.padEnd(20)} ${formatMessage(c.last)}`);
+    else for (const c of conversations) out(`${(titles.get(c.username) ?? c.username).padEnd(20)} ${formatMessage(c.last)}`);
     return 0;
   });
 };
@@ -278,4 +281,123 @@ const link: Command = async (args, options) => {
   }
 };
 
-export const commands: Record<string, Command | undefined> = { init, link, whoami, send, inbox, chat, verify, devices };
+/**
+ * A group named on the command line: its id, a unique prefix of it (4 hex
+ * digits or more), or its title (ignoring case) when no other group has it.
+ */
+async function findGroup(client: ParleyClient, reference: string | undefined): Promise<GroupInfo> {
+  if (reference === undefined) throw new UsageError('name the group: its title, or its id (parley group list shows both)');
+  const groups = await client.groups();
+  const wanted = reference.toLowerCase();
+  const byId = /^[0-9a-f]{4,32}$/.test(wanted) ? groups.filter((g) => g.id.startsWith(wanted)) : [];
+  const matches = byId.length > 0 ? byId : groups.filter((g) => g.title.toLowerCase() === wanted);
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length === 0) throw new UsageError(`no group "${reference}" on this device (parley group list shows them)`);
+  throw new UsageError(`${matches.length} groups are called "${reference}"; name one by its id: ${matches.map((g) => g.id.slice(0, 8)).join(', ')}`);
+}
+
+const groupJson = (g: GroupInfo) => ({ id: g.id, title: g.title, version: g.version, member: g.member, members: g.members });
+
+function printGroup(g: GroupInfo, options: Options, verb: string): void {
+  if (options.json) printJson(groupJson(g));
+  else out(`${verb} "${g.title}" (${g.id.slice(0, 8)}, version ${g.version}): ${g.members.map((m) => (m.role === 'admin' ? `${m.username} (admin)` : m.username)).join(', ')}`);
+}
+
+/** `group add|remove|promote|demote GROUP USER`: one roster change, signed here. */
+const GROUP_EDITS = {
+  add: ['addGroupMember', 'Added to'],
+  remove: ['removeGroupMember', 'Removed from'],
+  promote: ['promoteGroupMember', 'Promoted in'],
+  demote: ['demoteGroupMember', 'Demoted in'],
+} as const;
+
+const group: Command = async (args, options) => {
+  const [action, reference, ...rest] = args;
+  switch (action) {
+    case 'create': {
+      if (reference === undefined) throw new UsageError('group create needs a title: parley group create "Book club" --members bob,carol');
+      const members = (options.members ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+      return withClient(options, async (client) => {
+        await drain(client, options);
+        printGroup(await client.createGroup([reference, ...rest].join(' '), members), options, 'Created');
+        return 0;
+      });
+    }
+    case 'list':
+      return withClient(options, async (client) => {
+        await drain(client, options);
+        const groups = await client.groups();
+        if (options.json) printJson({ groups: groups.map(groupJson) });
+        else if (groups.length === 0) out('No groups yet. Create one with: parley group create NAME --members bob,carol');
+        else for (const g of groups) out(`${g.id.slice(0, 8)}  ${g.title}  (${g.members.length} member${g.members.length === 1 ? '' : 's'}${g.member ? '' : ', you left'})`);
+        return 0;
+      });
+    case 'show':
+      return withClient(options, async (client) => {
+        await drain(client, options);
+        const g = await findGroup(client, reference);
+        const members = await client.groupMembers(g.id);
+        if (options.json) {
+          printJson({ ...groupJson(g), members });
+          return 0;
+        }
+        out(`${g.title}  (id ${g.id}, version ${g.version}${g.member ? '' : '; you are no longer in it'})`);
+        for (const m of members) {
+          const trust = m.username === client.username ? 'you' : m.verified ? '✓ verified' : 'not verified';
+          const warning = m.keyMatches ? '' : '  ⚠ the group lists another key for them';
+          out(`  ${m.username.padEnd(20)} ${m.role.padEnd(7)} devices ${m.devices.join(', ').padEnd(10)} ${trust}${warning}`);
+        }
+        return 0;
+      });
+    case 'add':
+    case 'remove':
+    case 'promote':
+    case 'demote': {
+      const [who] = rest;
+      if (who === undefined || rest.length > 1) throw new UsageError(`group ${action} needs a group and one username: parley group ${action} GROUP bob`);
+      const [method, verb] = GROUP_EDITS[action];
+      return withClient(options, async (client) => {
+        await drain(client, options);
+        const g = await findGroup(client, reference);
+        printGroup(await client[method](g.id, who), options, verb);
+        return 0;
+      });
+    }
+    case 'rename':
+      if (rest.length === 0) throw new UsageError('group rename needs a group and a new title: parley group rename GROUP "New title"');
+      return withClient(options, async (client) => {
+        await drain(client, options);
+        printGroup(await client.renameGroup((await findGroup(client, reference)).id, rest.join(' ')), options, 'Renamed');
+        return 0;
+      });
+    case 'leave':
+      return withClient(options, async (client) => {
+        await drain(client, options);
+        printGroup(await client.leaveGroup((await findGroup(client, reference)).id), options, 'Left');
+        return 0;
+      });
+    case 'send':
+      if (rest.length === 0) throw new UsageError('group send needs a group and a message: parley group send GROUP "hello"');
+      return withClient(options, async (client) => {
+        await drain(client, options);
+        const g = await findGroup(client, reference);
+        const message = await client.sendGroupText(g.id, rest.join(' '));
+        if (options.json) printJson(messageJson(message));
+        else out(`sent to ${g.title} ${STATUS_MARK[message.status]}`);
+        return 0;
+      });
+    case 'read':
+      return withClient(options, async (client) => {
+        await drain(client, options);
+        const g = await findGroup(client, reference);
+        const messages = await client.groupConversation(g.id);
+        if (options.json) printJson({ group: g.id, messages: messages.map(messageJson) });
+        else for (const m of messages) out(formatMessage(m));
+        return 0;
+      });
+    default:
+      throw new UsageError(`group takes create, list, show, add, remove, promote, demote, rename, leave, send or read${action === undefined ? '' : `, not "${action}"`}`);
+  }
+};
+
+export const commands: Record<string, Command | undefined> = { init, link, whoami, send, inbox, chat, verify, devices, group };

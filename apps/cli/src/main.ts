@@ -25,6 +25,16 @@ Commands:
   devices list                    this account's devices
   devices link                    show a code (and QR code) that links a new device
   devices unlink ID               remove a device from the account
+  group create TITLE --members U1,U2   create a group, with you as its admin
+  group list                      your groups
+  group show GROUP                the roster: members, roles, devices, verification
+  group add|remove GROUP USER     change who is in a group (admins)
+  group promote|demote GROUP USER make a member an admin, or not (admins)
+  group rename GROUP TITLE        retitle a group (admins)
+  group leave GROUP               leave a group
+  group send GROUP TEXT           send to every member (the rest of the line is the text)
+  group read GROUP                a group's recent messages
+                                  (GROUP: its title, or its id or an id prefix)
 
 Options:
   --profile DIR   where this device's keys and messages live (default ~/.parley; env PARLEY_PROFILE)
@@ -44,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
       name: { type: 'string' },
       mark: { type: 'boolean' },
       unmark: { type: 'boolean' },
+      members: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -61,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
     ...(values.name === undefined ? {} : { name: values.name }),
     mark: values.mark === true,
     unmark: values.unmark === true,
+    ...(values.members === undefined ? {} : { members: values.members }),
   };
   return command(args, options);
 }
