@@ -21,7 +21,7 @@ const cast = new Cast(() => server.url);
 
 beforeAll(async () => {
   storage = await freshStorage('sqlite');
-  server = await spawnServer(storage, ['--links', String(MEMBERS)]); // every second device links from this one address
+  server = await spawnServer(storage, ['--links', String(2 * MEMBERS)]); // each link opens two relay channels, all from this one address
 });
 
 afterAll(async () => {

@@ -143,6 +143,9 @@ export class DeviceConnection implements MailboxListener {
     if (this.#state !== 'open') return;
     if (this.#reading) {
       this.#dirty = true;
+    } else if (envelope.id <= this.#cursor) {
+      // A mailbox read that ended after this commit (and before its offer) pushed it already: commits run one
+      // at a time, so their ids only grow, and the cursor is past what was pushed.
     } else if (this.#mode === 'live' && this.#hasRoom()) {
       this.#push(envelope);
     } else {
