@@ -18,7 +18,7 @@ import { decryptMessage, isProtocolError, SENDER_KEY_MESSAGE_TYPE, type Envelope
 import { decodeContent, type Content } from './content.js';
 import { addNotice, contactWithDevices, noteIdentity, refreshContact } from './contacts.js';
 import type { Context } from './context.js';
-import { receiveGroupChanges, receiveGroupMessage, receiveSenderKey, refuseGroupTextOneToOne } from './groups/groups.js';
+import { forgetKeyHolder, receiveGroupChanges, receiveGroupMessage, receiveSenderKey, refuseGroupTextOneToOne } from './groups/groups.js';
 import { loadContact, protocolStores } from './protocolStores.js';
 import { Transaction } from './store/kv.js';
 import { json, messageKey, parse, seenKey, type Contact, type MessageStatus, type StoredMessage } from './store/records.js';
@@ -65,13 +65,15 @@ export async function receive(ctx: Context, envelope: Envelope): Promise<Receive
   if (envelope.type === SENDER_KEY_MESSAGE_TYPE) {
     const outcome = await receiveGroupMessage(ctx, tx, envelope, contact, events);
     if (outcome.kind !== 'undecryptable') return finish(ctx, tx, envelope, events);
-    // No resend request: a sender key cannot be asked for one message (see docs/PROTOCOL.md, groups).
+    // The request tells the sender this device lacks its key, which it sends again with its next group message;
+    // the message itself stays lost (a sender key cannot re-encrypt one old message).
     const failed = new Transaction(ctx.store);
     const code = isProtocolError(outcome.error) ? outcome.error.code : 'NO_SENDER_KEY';
     failed.put('undecryptable', undecryptableKey(source, envelope.sourceDevice, envelope.timestamp), json({ code, at: ctx.now(), group: true }));
-    return finish(ctx, failed, envelope, [], () => {
-      ctx.events.emit('warning', { message: `a group message from ${source}.${envelope.sourceDevice} could not be decrypted (${code})`, cause: outcome.error });
+    const result = await finish(ctx, failed, envelope, [], () => {
+      ctx.events.emit('warning', { message: `a group message from ${source}.${envelope.sourceDevice} could not be decrypted (${code}); asking for the key again`, cause: outcome.error });
     });
+    return { ...result, failed: { from: source, device: envelope.sourceDevice, failedAt: envelope.timestamp } };
   }
 
   let plaintext: Uint8Array;
@@ -178,6 +180,8 @@ async function apply(ctx: Context, tx: Transaction, envelope: Envelope, contact:
       // Answered outside the transaction (recovery.ts): the resend needs the network.
       if (content.sourceDevice === ctx.local.deviceId) {
         tx.put('resendRequest', `${String(content.failedAt).padStart(16, '0')}.${source}`, new Uint8Array(0));
+        // The device lost its session with this one, and with it any sender key sent over it: send them again.
+        await forgetKeyHolder(tx, source, envelope.sourceDevice);
       }
       return undefined;
     case 'group-change':

@@ -43,7 +43,6 @@ import { addNotice, contactWithDevices, refreshContact } from '../contacts.js';
 import type { Context } from '../context.js';
 import { ClientError, isClientError } from '../errors.js';
 import { loadContact } from '../protocolStores.js';
-import { recordSent } from '../recovery.js';
 import { send, type Recipient } from '../sender.js';
 import { Transaction } from '../store/kv.js';
 import { json, messageKey, parse, sessionKey, type Contact, type StoredMessage } from '../store/records.js';
@@ -308,9 +307,8 @@ export async function deliverChanges(ctx: Context, groupId: string): Promise<voi
     if (!plaintexts.has(username)) plaintexts.set(username, { kind: 'group-change', sentAt, changes: pending.newcomers.includes(username) ? chain : recent });
   }
   const recipients: Recipient[] = [...plaintexts].map(([username, content]) => ({ username, plaintext: encodeContent(content) }));
-  const storedAt = await send(ctx, recipients);
+  await send(ctx, recipients);
   await locked(ctx, async (tx) => {
-    for (const [username, content] of plaintexts) recordSent(tx, storedAt, username, content);
     const latest = await loadGroup(tx, groupId);
     // Delivered up to the version read above; a change made meanwhile stays pending.
     if (latest?.undelivered !== undefined && latest.version === record.version) saveGroup(tx, { ...latest, undelivered: undefined });
@@ -433,13 +431,12 @@ async function distributeSenderKey(ctx: Context, groupId: string, distributionId
     return message.serialized;
   });
   const content: Content = { kind: 'sender-key', sentAt: ctx.now(), groupId: fromHex(groupId), distribution };
-  const storedAt = await send(ctx, usernames.map((username) => ({ username, plaintext: encodeContent(content) })));
+  await send(ctx, usernames.map((username) => ({ username, plaintext: encodeContent(content) })));
   await locked(ctx, async (tx) => {
     const record = await existingGroup(tx, groupId);
     if (record.distributionId !== distributionId) return; // a removal made it stale meanwhile
     const keyed = new Set(record.keyed);
     for (const username of usernames) {
-      recordSent(tx, storedAt, username, content);
       const contact = await contactWithDevices(ctx, tx, username, []);
       for (const d of contact.devices) keyed.add(sessionKey(username, d.deviceId));
     }
@@ -493,6 +490,15 @@ async function reconcile(ctx: Context, groupId: string, mismatches: readonly Dev
 }
 
 // --- Receiving --------------------------------------------------------------------
+
+/** `username`'s `deviceId` lost its session with this device (it asked for a resend): it holds none of this device's sender keys. */
+export async function forgetKeyHolder(tx: Transaction, username: string, deviceId: number): Promise<void> {
+  const holder = sessionKey(username, deviceId);
+  for (const [, bytes] of await tx.list('group', '')) {
+    const record = parse<GroupRecord>(bytes);
+    if (record.keyed.includes(holder)) saveGroup(tx, { ...record, keyed: record.keyed.filter((k) => k !== holder) });
+  }
+}
 
 /**
  * Applies the roster changes a member sent (one-to-one). Changes this device

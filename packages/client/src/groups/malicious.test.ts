@@ -12,6 +12,7 @@ import { generateIdentityKeyPair, MessageType, SENDER_KEY_MESSAGE_TYPE, type Cli
 
 import { Cast, eventually } from '../../../../testing/clients.js';
 import {
+  dropEnvelopes,
   duplicateEnvelopes,
   forgedEnvelope,
   injectDeviceIntoList,
@@ -175,22 +176,42 @@ describe('a key the server swaps', () => {
 });
 
 describe('ciphertexts out of place', () => {
-  it('a group ciphertext delivered as a one-to-one message, and a one-to-one one delivered as a group message, are never shown (row 4)', async () => {
+  it('a group ciphertext delivered as a one-to-one message, and a one-to-one one delivered as a group message, are never taken in the wrong channel (row 4)', async () => {
     evil.onServerFrame(
       rewriteEnvelope(
-        (e, connection) => connection.device?.username === bob.username && e.source === alice.username,
+        (e, connection) => connection.device?.username === bob.username && e.source === alice.username && e.type !== MessageType.PreKey,
         (e) => ({ ...e, type: e.type === SENDER_KEY_MESSAGE_TYPE ? MessageType.Whisper : SENDER_KEY_MESSAGE_TYPE }),
       ),
     );
     await alice.sendGroupText(groupId, 'group, posing as one-to-one');
     await alice.sendText(bob.username, 'one-to-one, posing as group');
     await eventually('carol shows the group text', async () => (await groupTexts(carol)).includes('group, posing as one-to-one'));
-    await eventually('bob counted both as undecryptable', async () => (await bob.undecryptableCount(0)) >= 2);
-    expect(await groupTexts(bob)).not.toContain('group, posing as one-to-one');
-    expect((await bob.conversation(alice.username)).map((m) => m.body)).not.toContain('one-to-one, posing as group');
+    await eventually('bob counted the group text as undecryptable', async () => (await bob.undecryptableCount(0)) >= 1);
     evil.onServerFrame(undefined);
+    // bob asked alice again: the one-to-one text comes back as one (alice resends it in a fresh session), the group text cannot.
+    await eventually('bob shows the one-to-one text, resent', async () => (await bob.conversation(alice.username)).some((m) => m.body === 'one-to-one, posing as group'));
+    expect(await groupTexts(bob)).not.toContain('group, posing as one-to-one');
+    expect(await groupTexts(bob)).not.toContain('one-to-one, posing as group');
+    expect((await bob.conversation(alice.username)).map((m) => m.body)).not.toContain('group, posing as one-to-one');
+    // alice's next group message carries her key to bob again, so he reads on.
     await alice.sendGroupText(groupId, 'delivered as it was sent');
     await eventually('bob shows the next group text', async () => (await groupTexts(bob)).includes('delivered as it was sent'));
+  });
+
+  it('a device that lost a member\'s sender key asks again, and gets the key with the member\'s next message', async () => {
+    // A removal makes every key stale, so bob's next message carries a fresh one: the server drops carol's copy of it.
+    const erin = await cast.person('erin');
+    await alice.addGroupMember(groupId, erin.username);
+    await alice.removeGroupMember(groupId, erin.username);
+    await eventually('bob has the removal', async () => (await bob.group(groupId)).version === (await alice.group(groupId)).version);
+    evil.onServerFrame(dropEnvelopes((e, connection) => connection.device?.username === carol.username && e.source === bob.username && e.type !== SENDER_KEY_MESSAGE_TYPE));
+    await bob.sendGroupText(groupId, 'carol misses my key');
+    await eventually('alice shows it', async () => (await groupTexts(alice)).includes('carol misses my key'));
+    await eventually('carol counted it undecryptable', async () => (await carol.undecryptableCount(0)) >= 1);
+    evil.onServerFrame(undefined);
+    await eventually('bob learnt carol lacks his key', async () => !(await loadGroup(new Transaction(contextOf(bob).store), groupId))!.keyed.some((k) => k.startsWith(`${carol.username}.`)));
+    await bob.sendGroupText(groupId, 'now with my key');
+    await eventually('carol shows the next one', async () => (await groupTexts(carol)).includes('now with my key'));
   });
 
   it('a group message delivered twice is shown once (row 7)', async () => {
@@ -200,6 +221,24 @@ describe('ciphertexts out of place', () => {
     await alice.sync();
     await carol.sync();
     for (const c of [alice, carol]) expect((await groupTexts(c)).filter((t) => t === 'said once')).toHaveLength(1);
+  });
+
+  it('a member added later, handed an earlier group message by the server, cannot decrypt it', async () => {
+    let captured: Uint8Array | undefined;
+    evil.onClientFrame((frame) => {
+      if (frame.kind === 'multicast' && frame.type === SENDER_KEY_MESSAGE_TYPE) captured = frame.body;
+    });
+    await alice.sendGroupText(groupId, 'before dave');
+    evil.onClientFrame(undefined);
+    const dave = await cast.person('dave');
+    await alice.addGroupMember(groupId, dave.username);
+    await alice.sendGroupText(groupId, 'welcome dave');
+    await eventually('dave shows the welcome', async () => (await groupTexts(dave)).includes('welcome dave'));
+    // dave holds alice's key from its current iteration on: the earlier message is behind it.
+    evil.inject({ username: dave.username, deviceId: 1 }, forgedEnvelope({ source: alice.username, sourceDevice: 1, type: SENDER_KEY_MESSAGE_TYPE, body: captured! }));
+    await alice.sendGroupText(groupId, 'after the replay');
+    await eventually('dave shows the next one', async () => (await groupTexts(dave)).includes('after the replay'));
+    expect(await groupTexts(dave)).toEqual(['welcome dave', 'after the replay']);
   });
 
   it('a removed member handed a later group message by the server cannot decrypt it', async () => {

@@ -10,7 +10,10 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { createNodeProvider } from '@parley/crypto/node';
-import { generateIdentityKeyPair, type IdentityKeyPair } from '@parley/protocol';
+import { xeddsaSign } from '@parley/crypto';
+import { generateIdentityKeyPair, signDeviceList, verifyDeviceList, verifyPreKeySignature, type IdentityKeyPair } from '@parley/protocol';
+
+import { asyncOutcome } from '../../../../testing/fuzz.js';
 
 import {
   applyChange,
@@ -188,6 +191,19 @@ describe('applyChange', () => {
       expect(empty.members).toEqual([]);
       await refused(step('alice', empty, { kind: 'title', title: 'Back' }), 'NOT_ENTITLED');
     });
+  });
+
+  it('SECURITY-TESTS row 8: a change signature is no prekey or device-list signature, and neither of those is a change signature', async () => {
+    const change = await sign('alice', undefined, { kind: 'create', title: 'Trip', members: [member('alice', 'admin'), member('bob')] });
+    const alice = ids.alice;
+    // A change signature, presented as a prekey signature and as a device-list signature over the same bytes.
+    expect(await verifyPreKeySignature(provider, alice.publicKey, change.change, change.signature)).toBe(false);
+    expect(await asyncOutcome(() => verifyDeviceList(provider, alice.publicKey, { list: change.change, signature: change.signature }))).toBe('INVALID_SIGNATURE');
+    // A bare (prekey-style) signature and a device-list signature, presented as the change's.
+    const bare = await xeddsaSign(provider, alice.privateKey, change.change);
+    await refused(applyChange(provider, undefined, { change: change.change, signature: bare }), 'INVALID_SIGNATURE');
+    const list = await signDeviceList(provider, alice, { username: 'alice', version: 1, devices: [{ deviceId: 1, registrationId: 1, authKey: ids.bob.publicKey }] });
+    await refused(applyChange(provider, undefined, { change: list.list, signature: list.signature }), 'INVALID_CHANGE');
   });
 
   it('never mutates its input roster', async () => {
