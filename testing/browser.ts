@@ -8,11 +8,12 @@
  */
 import { existsSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 import { build } from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
+
+import { tunnel } from './tunnel.js';
 
 const chromiumPath = process.env['PARLEY_CHROMIUM'] ?? '/usr/bin/chromium';
 export const browserAvailable = existsSync(chromiumPath);
@@ -70,19 +71,7 @@ export async function serveOrigin(upstream: string, script: string): Promise<Ori
     res.end(body);
   });
   server.on('upgrade', (req, socket, head) => {
-    const upstreamSocket = connect(Number(target.port), target.hostname, () => {
-      const headers = Object.entries(req.headers).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : (v ?? '')}`);
-      upstreamSocket.write(`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n${headers.join('\r\n')}\r\n\r\n`);
-      upstreamSocket.write(head);
-      upstreamSocket.pipe(socket);
-      socket.pipe(upstreamSocket);
-    });
-    const end = () => {
-      upstreamSocket.destroy();
-      socket.destroy();
-    };
-    upstreamSocket.on('error', end);
-    socket.on('error', end);
+    tunnel(target, req, socket, head);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();

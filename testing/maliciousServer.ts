@@ -17,7 +17,6 @@
  * WebSocket path are tunnelled unchanged.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 import { xeddsaSign } from '@parley/crypto';
@@ -38,6 +37,8 @@ import {
   type ServerFrame,
 } from '@parley/protocol';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
+
+import { tunnel } from './tunnel.js';
 
 /** One device of one account. */
 export interface DeviceName {
@@ -391,22 +392,6 @@ export async function startMaliciousServer(upstream: string): Promise<MaliciousS
   };
 }
 
-/** Passes a WebSocket upgrade on another path (the provisioning relay) to the server, bytes unchanged. */
-function tunnel(target: URL, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const upstreamSocket = connect(Number(target.port), target.hostname, () => {
-    const headers = Object.entries(req.headers).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : (v ?? '')}`);
-    upstreamSocket.write(`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n${headers.join('\r\n')}\r\n\r\n`);
-    upstreamSocket.write(head);
-    upstreamSocket.pipe(socket);
-    socket.pipe(upstreamSocket);
-  });
-  const end = () => {
-    upstreamSocket.destroy();
-    socket.destroy();
-  };
-  upstreamSocket.on('error', end);
-  socket.on('error', end);
-}
 
 // ---------------------------------------------------------------------------
 // Misbehaviours, ready to pass to the hooks above.

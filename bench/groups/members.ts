@@ -11,12 +11,8 @@
  * 127.0.0.1`), as members of a real group would: the per-address limits on
  * login challenges then bound nothing here.
  */
-import { once } from 'node:events';
-
 import { KemType, serializePublicKey } from '@parley/crypto';
 import {
-  decodeServerFrames,
-  encodeClientFrame,
   generateIdentityKeyPair,
   generateKyberPreKey,
   generateRegistrationId,
@@ -31,9 +27,10 @@ import {
   type ProtocolAddress,
   type ProtocolStores,
 } from '@parley/protocol';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 
 import { b64, fromB64, http, provider } from '../../testing/device.js';
+import { openDrained } from '../lib/socket.js';
 
 /** Registrations, links and logins run this many at a time. */
 const SETUP_CONCURRENCY = 16;
@@ -151,29 +148,7 @@ export async function registerMember(baseUrl: string, username: string, index: n
 /** Logs in, opens a raw socket, authenticates and waits for `drained` (the mailbox is empty). */
 export async function connect(baseUrl: string, wsUrl: string, device: Device): Promise<WebSocket> {
   const token = Buffer.from(await login(baseUrl, device), 'base64url');
-  const socket = new WebSocket(wsUrl, { perMessageDeflate: false });
-  await once(socket, 'open');
-  const drained = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`${device.username}.${device.deviceId}: no drained frame in ${CONNECT_TIMEOUT_MS} ms`));
-    }, CONNECT_TIMEOUT_MS);
-    socket.on('message', (data: Buffer) => {
-      for (const frame of decodeServerFrames(new Uint8Array(data))) {
-        if (frame.kind === 'drained') {
-          clearTimeout(timer);
-          socket.removeAllListeners('message');
-          resolve();
-        } else if (frame.kind !== 'ready') {
-          reject(new Error(`${device.username}.${device.deviceId}: unexpected ${frame.kind} frame while connecting`));
-        }
-      }
-    });
-    socket.once('close', (code) => {
-      reject(new Error(`${device.username}.${device.deviceId}: socket closed (${code}) while connecting`));
-    });
-  });
-  socket.send(encodeClientFrame({ kind: 'auth', token }));
-  await drained;
+  const socket = await openDrained(wsUrl, token, `${device.username}.${device.deviceId}`, CONNECT_TIMEOUT_MS);
   device.socket = socket;
   return socket;
 }

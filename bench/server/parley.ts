@@ -12,13 +12,14 @@
 import { once } from 'node:events';
 
 import { decodeServerFrames, encodeClientFrame, limits } from '@parley/protocol';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 
 import { TestAccount, type TestDevice } from '../../testing/device.js';
 import type { ServerProcess } from '../../testing/server.js';
 import type { Lane, Sink, Workload } from './driver.js';
 import { checkEnvelopes, envelopeId, readStamp, SendFrames, splitFrames, TAG } from './frames.js';
 import { scrape } from './metrics.js';
+import { openDrained } from '../lib/socket.js';
 
 /** Registrations and logins run this many at a time (each registration makes a Kyber key pair here). */
 const SETUP_CONCURRENCY = 8;
@@ -48,30 +49,7 @@ const describe = (frame: Buffer) => JSON.stringify(decodeServerFrames(new Uint8A
 /** Logs in, opens a socket, authenticates and waits until the (empty) mailbox is drained. */
 async function connect(wsUrl: string, device: TestDevice): Promise<WebSocket> {
   const token = Buffer.from(await device.login(), 'base64url');
-  const socket = new WebSocket(wsUrl, { perMessageDeflate: false });
-  await once(socket, 'open');
-  const drained = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`${device.username}: no drained frame in ${CONNECT_TIMEOUT_MS} ms`));
-    }, CONNECT_TIMEOUT_MS);
-    socket.on('message', (data: Buffer) => {
-      for (const frame of decodeServerFrames(new Uint8Array(data))) {
-        if (frame.kind === 'drained') {
-          clearTimeout(timer);
-          socket.removeAllListeners('message');
-          resolve();
-        } else if (frame.kind !== 'ready') {
-          reject(new Error(`${device.username}: unexpected ${frame.kind} frame while connecting`));
-        }
-      }
-    });
-    socket.once('close', (code) => {
-      reject(new Error(`${device.username}: socket closed (${code}) while connecting`));
-    });
-  });
-  socket.send(encodeClientFrame({ kind: 'auth', token }));
-  await drained;
-  return socket;
+  return openDrained(wsUrl, token, device.username, CONNECT_TIMEOUT_MS);
 }
 
 /** Receives, checks and acknowledges one pair's envelopes. */

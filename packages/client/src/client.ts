@@ -27,7 +27,7 @@ import { receive } from './receiver.js';
 import { answerResendRequests, countUndecryptable, pruneSeen, pruneSent, recordSent, requestResend, UNDECRYPTABLE_GRACE_MS } from './recovery.js';
 import { send } from './sender.js';
 import { Transaction, type KeyValueStore } from './store/kv.js';
-import { decodeLocalDevice, json, messageKey, parse, seenKey, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
+import { decodeLocalDevice, json, messageKey, outgoingText, parse, seenKey, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
 import { DEFAULT_BACKOFF, Transport, type BackoffOptions, type ConnectionState, type WebSocketFactory } from './transport.js';
 
 /** What differs between Node and browsers. */
@@ -276,17 +276,7 @@ export class ParleyClient {
     const content: Content = { kind: 'text', sentAt, body: text };
     const plaintext = encodable(content); // checked before anything is stored
     const local = this.#ctx.local;
-    const message: StoredMessage = {
-      conversation: to,
-      direction: 'outgoing',
-      author: local.username,
-      authorDevice: local.deviceId,
-      sentAt,
-      storedAt: sentAt,
-      kind: 'text',
-      body: text,
-      status: 'sending',
-    };
+    const message = outgoingText(local, to, text, sentAt);
     await this.#put(message);
     this.events.emit('message', message);
     const sync: Content = { kind: 'sync', sentAt, destination: to, message: content };

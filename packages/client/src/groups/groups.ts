@@ -45,7 +45,7 @@ import { ClientError, isClientError } from '../errors.js';
 import { loadContact } from '../protocolStores.js';
 import { send, type Recipient } from '../sender.js';
 import { Transaction } from '../store/kv.js';
-import { json, messageKey, parse, sessionKey, type Contact, type StoredMessage } from '../store/records.js';
+import { json, messageKey, outgoingText, parse, sessionKey, type Contact, type StoredMessage } from '../store/records.js';
 import {
   applyChange,
   createChange,
@@ -368,17 +368,7 @@ export async function sendGroupText(ctx: Context, groupId: string, body: string,
   const plaintext = encodeContent({ kind: 'group-text', sentAt, groupId: id, body });
   await deliverChanges(ctx, groupId);
   const local = ctx.local;
-  const message: StoredMessage = {
-    conversation: groupConversation(groupId),
-    direction: 'outgoing',
-    author: local.username,
-    authorDevice: local.deviceId,
-    sentAt,
-    storedAt: sentAt,
-    kind: 'text',
-    body,
-    status: 'sending',
-  };
+  const message = outgoingText(local, groupConversation(groupId), body, sentAt);
   await locked(ctx, async (tx, events) => {
     const record = await existingGroup(tx, groupId);
     if (!record.member) throw new ClientError('NOT_A_MEMBER', 'you are no longer in this group');

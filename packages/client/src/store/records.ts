@@ -106,6 +106,11 @@ export interface StoredMessage {
   readonly status: MessageStatus;
 }
 
+/** A text this device is about to send, as stored before the server has it. */
+export function outgoingText(local: Pick<LocalDevice, 'username' | 'deviceId'>, conversation: string, body: string, sentAt: number): StoredMessage {
+  return { conversation, direction: 'outgoing', author: local.username, authorDevice: local.deviceId, sentAt, storedAt: sentAt, kind: 'text', body, status: 'sending' };
+}
+
 /** Sorts by time within a conversation; the author and device make the key unique. */
 export const messageKey = (m: Pick<StoredMessage, 'conversation' | 'sentAt' | 'author' | 'authorDevice'>) =>
   `${m.conversation}/${String(m.sentAt).padStart(16, '0')}.${m.author}.${m.authorDevice}`;
