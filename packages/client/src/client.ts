@@ -19,7 +19,7 @@ import { refreshContact } from './contacts.js';
 import type { ClientEvents, Context } from './context.js';
 import { ClientError, isClientError } from './errors.js';
 import { Events } from './events.js';
-import { changeGroup, createGroup, getGroup, groupMembers, listGroups, sendGroupText, type GroupEdit, type GroupInfo, type GroupMemberDetails } from './groups/groups.js';
+import { changeGroup, createGroup, flushResyncs, getGroup, groupMembers, listGroups, sendGroupText, type GroupEdit, type GroupInfo, type GroupMemberDetails } from './groups/groups.js';
 import { groupConversation } from './groups/state.js';
 import { joinAccount, offerLink, removeDevice, type HistoryWindow, type PendingLink } from './devices.js';
 import { loadContact, saveContact } from './protocolStores.js';
@@ -573,6 +573,11 @@ export class ParleyClient {
             this.events.emit('warning', { message: 'could not resend a message after a decryption error', cause: error });
           });
         }
+        if (result.resync === true) {
+          void flushResyncs(this.#ctx).catch((error: unknown) => {
+            this.events.emit('warning', { message: 'could not ask for or send missed group changes; will retry with the next', cause: error });
+          });
+        }
         if (receipt !== undefined) {
           void this.#sendContent(receipt.to, { kind: 'receipt', sentAt: this.#ctx.now(), receipt: 'delivery', messages: [receipt.sentAt] }).catch((error: unknown) => {
             this.events.emit('warning', { message: `could not send a delivery receipt to ${receipt.to}`, cause: error });
@@ -595,6 +600,9 @@ export class ParleyClient {
     const count = this.#drainedCount;
     this.#drainedCount = 0;
     this.events.emit('drained', { count });
+    await flushResyncs(this.#ctx).catch((error: unknown) => {
+      this.events.emit('warning', { message: 'could not ask for or send missed group changes; will retry', cause: error });
+    });
     await this.#maintainKeysOrWarn();
   }
 

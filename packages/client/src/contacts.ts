@@ -31,9 +31,13 @@ export async function verifiedDeviceList(provider: CryptoProvider, username: str
   return list;
 }
 
+/** The time of each client's last notice: notices made in one millisecond get distinct times, so distinct keys. */
+const lastNoticeAt = new WeakMap<Context, number>();
+
 /** Adds a notice (an identity change, a dropped message) to a conversation, in the same transaction. */
 export function addNotice(ctx: Context, tx: Transaction, conversation: string, body: string): StoredMessage {
-  const now = ctx.now();
+  const now = Math.max(ctx.now(), (lastNoticeAt.get(ctx) ?? 0) + 1);
+  lastNoticeAt.set(ctx, now);
   const notice: StoredMessage = {
     conversation,
     direction: 'incoming',

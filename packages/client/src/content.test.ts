@@ -108,6 +108,10 @@ const EXAMPLES: { readonly [K in Content['kind']]: Extract<Content, { kind: K }>
     { kind: 'group-text', sentAt: 13, groupId: new Uint8Array(16).fill(9), body: 'hello, group' },
     { kind: 'group-text', sentAt: 14, groupId: new Uint8Array(16), body: 'a'.repeat(MAX_TEXT_BYTES) },
   ],
+  'group-resync': [
+    { kind: 'group-resync', sentAt: 15, groupId: new Uint8Array(16).fill(3), have: 0 },
+    { kind: 'group-resync', sentAt: 16, groupId: new Uint8Array(16).fill(4), have: Number.MAX_SAFE_INTEGER },
+  ],
   unsupported: [],
 };
 const ALL_EXAMPLES: Content[] = Object.values(EXAMPLES).flat();
@@ -190,8 +194,8 @@ describe('forward compatibility', () => {
     expect(decodeContent(pad(rawBare(0xffff_ffffn, 0n)))).toEqual({ kind: 'unsupported', sentAt: 0, version: 0xffff_ffff });
   });
 
-  it('reads a content of an unknown kind (a future attachment=11), or of none, as unsupported', () => {
-    const attachment = message(11, message(1, bytes(0xaa, 0xbb)));
+  it('reads a content of an unknown kind (a future attachment=12), or of none, as unsupported', () => {
+    const attachment = message(12, message(1, bytes(0xaa, 0xbb)));
     expect(decodeContent(raw(attachment))).toEqual({ kind: 'unsupported', sentAt: 1, version: CONTENT_VERSION });
     expect(decodeContent(raw())).toEqual({ kind: 'unsupported', sentAt: 1, version: CONTENT_VERSION });
     // A known kind beside an unknown field is the known kind.
@@ -200,7 +204,7 @@ describe('forward compatibility', () => {
 
   it('reads a sync transcript of a content it does not support as unsupported', () => {
     const newer = rawBare(2n, 5n, rawText(utf8('hi')));
-    const attachment = rawBare(1n, 5n, message(11, bytes(1)));
+    const attachment = rawBare(1n, 5n, message(12, bytes(1)));
     expect(decodeContent(raw(rawSync(utf8('bob'), newer)))).toEqual({ kind: 'unsupported', sentAt: 1, version: 2 });
     expect(decodeContent(raw(rawSync(utf8('bob'), attachment)))).toEqual({ kind: 'unsupported', sentAt: 1, version: 1 });
   });
@@ -290,6 +294,9 @@ const cases: Case[] = [
   ['an empty group text', raw(rawGroupField(10, GROUP_ID, utf8('a'))), raw(rawGroupField(10, GROUP_ID, bytes()))],
   ['a group text that is not UTF-8', raw(rawGroupField(10, GROUP_ID, bytes(0x61, 0xc3, 0xa9))), raw(rawGroupField(10, GROUP_ID, bytes(0x61, 0xc3, 0x28)))],
   [`a group text of MAX_TEXT_BYTES + 1 bytes`, raw(rawGroupField(10, GROUP_ID, utf8(over(MAX_TEXT_BYTES)))), raw(rawGroupField(10, GROUP_ID, utf8(over(MAX_TEXT_BYTES + 1))))],
+  ['a resync for a 15-byte group id', raw(message(11, concat(message(1, GROUP_ID), rawVarint(2, 1n)))), raw(message(11, concat(message(1, GROUP_ID.subarray(1)), rawVarint(2, 1n))))],
+  ['a resync without the version held', raw(message(11, concat(message(1, GROUP_ID), rawVarint(2, 0n)))), raw(message(11, message(1, GROUP_ID)))],
+  ['a resync version 2^53', raw(message(11, concat(message(1, GROUP_ID), rawVarint(2, 2n ** 53n - 1n)))), raw(message(11, concat(message(1, GROUP_ID), rawVarint(2, 2n ** 53n))))],
   // Decryption error
   ['source device 0', raw(rawDecryptionError(1n, 1n)), raw(rawDecryptionError(1n, 0n))],
   ['source device MAX_DEVICE_ID + 1', raw(rawDecryptionError(1n, BigInt(MAX_DEVICE_ID))), raw(rawDecryptionError(1n, BigInt(MAX_DEVICE_ID + 1)))],
@@ -388,6 +395,7 @@ const contentArb: fc.Arbitrary<Content> = fc.oneof(
   }),
   fc.record({ kind: fc.constant('group-change' as const), sentAt: timeArb, changes: fc.array(fc.uint8Array({ minLength: 1, maxLength: 64 }), { minLength: 1, maxLength: 8 }) }),
   fc.record({ kind: fc.constant('sender-key' as const), sentAt: timeArb, groupId: fc.uint8Array({ minLength: 16, maxLength: 16 }), distribution: fc.uint8Array({ minLength: 1, maxLength: 64 }) }),
+  fc.record({ kind: fc.constant('group-resync' as const), sentAt: timeArb, groupId: fc.uint8Array({ minLength: 16, maxLength: 16 }), have: timeArb }),
   fc.record({ kind: fc.constant('group-text' as const), sentAt: timeArb, groupId: fc.uint8Array({ minLength: 16, maxLength: 16 }), body: textArb.map((t) => t.body) }),
 );
 

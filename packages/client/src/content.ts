@@ -15,7 +15,8 @@
  *                                      source_device=2 (uint32, the device it came from) }
  *                 group_change=8     { change=1 (repeated bytes: signed roster changes, in version order, 1..MAX_GROUP_CHANGES) }
  *                 sender_key=9       { group_id=1 (bytes, 16), distribution=2 (bytes: a SenderKeyDistributionMessage) }
- *                 group_text=10      { group_id=1 (bytes, 16), body=2 (string, as a text's) } }
+ *                 group_text=10      { group_id=1 (bytes, 16), body=2 (string, as a text's) }
+ *                 group_resync=11    { group_id=1 (bytes, 16), have=2 (uint64: the roster version the asker holds) } }
  *
  *   padded = Content ‖ 0x80 ‖ 0x00… up to the next multiple of PADDING_BLOCK bytes
  *
@@ -30,7 +31,7 @@
  *
  * Forward compatibility, the point of the version: unknown fields are skipped;
  * a content of a newer version, or with none of the kinds above set (a future
- * attachment=11, say), decodes as `unsupported` instead of failing, so that an
+ * attachment=12, say), decodes as `unsupported` instead of failing, so that an
  * old client can say "this needs a newer Parley". So does a sync transcript
  * whose inner content is unsupported. A content of a newer version is not
  * read past `sent_at`: its other fields may mean something else by then.
@@ -98,6 +99,8 @@ export type Content =
   | { readonly kind: 'sender-key'; readonly sentAt: number; readonly groupId: Uint8Array; readonly distribution: Uint8Array }
   /** A text to a group; only ever inside a sender-key message. */
   | { readonly kind: 'group-text'; readonly sentAt: number; readonly groupId: Uint8Array; readonly body: string }
+  /** "I hold this group at version `have` and missed what follows": a member answers with the changes after it. */
+  | { readonly kind: 'group-resync'; readonly sentAt: number; readonly groupId: Uint8Array; readonly have: number }
   /** A content of a newer version, or of a kind this version does not know. */
   | { readonly kind: 'unsupported'; readonly sentAt: number; readonly version: number };
 
@@ -110,7 +113,7 @@ const TYPING_ACTIONS = { started: 1, stopped: 2 } as const;
 const RECEIPT_BY_TYPE = ['delivery', 'read'] as const;
 const TYPING_BY_ACTION = ['started', 'stopped'] as const;
 /** The field numbers of the kinds this version knows. */
-const KIND_FIELDS = [3, 4, 5, 6, 7, 8, 9, 10] as const;
+const KIND_FIELDS = [3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
 /** Matches a lone surrogate, which UTF-8 cannot carry (TextEncoder would silently replace it). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -203,6 +206,10 @@ function encodeBare(content: Content): Uint8Array {
     case 'group-text':
       checkGroupId(content.groupId);
       return writer.bytes(10, new ProtoWriter().bytes(1, content.groupId).bytes(2, textBody(content.body)).finish()).finish();
+    case 'group-resync':
+      checkGroupId(content.groupId);
+      checkTime(content.have, 'have');
+      return writer.bytes(11, new ProtoWriter().bytes(1, content.groupId).uint64(2, content.have).finish()).finish();
     case 'unsupported':
       throw new TypeError('an unsupported content cannot be encoded: it is only what a newer client sent');
     default:
@@ -338,6 +345,10 @@ function decodeBare(bytes: Uint8Array, nested: boolean): Content {
       const text = requiredBytes(inner, 2, 'group text body');
       if (text.length === 0 || text.length > MAX_TEXT_BYTES) throw invalid(`a text body is 1–${MAX_TEXT_BYTES} bytes, not ${text.length}`);
       return { kind: 'group-text', sentAt, groupId: groupIdOf(inner), body: fromUtf8(text, 'group text body') };
+    }
+    case 11: {
+      const inner = readProto(body);
+      return { kind: 'group-resync', sentAt, groupId: groupIdOf(inner), have: requiredUint64(inner, 2, 'version held') };
     }
   }
 }

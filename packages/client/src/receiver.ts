@@ -18,7 +18,7 @@ import { decryptMessage, isProtocolError, SENDER_KEY_MESSAGE_TYPE, type Envelope
 import { decodeContent, type Content } from './content.js';
 import { addNotice, contactWithDevices, noteIdentity, refreshContact } from './contacts.js';
 import type { Context } from './context.js';
-import { forgetKeyHolder, receiveGroupChanges, receiveGroupMessage, receiveSenderKey, refuseGroupTextOneToOne } from './groups/groups.js';
+import { forgetKeyHolder, receiveGroupChanges, receiveGroupMessage, receiveResync, receiveSenderKey, refuseGroupTextOneToOne } from './groups/groups.js';
 import { loadContact, protocolStores } from './protocolStores.js';
 import { Transaction } from './store/kv.js';
 import { json, messageKey, parse, seenKey, type Contact, type MessageStatus, type StoredMessage } from './store/records.js';
@@ -31,6 +31,8 @@ export interface Received {
   readonly receipt?: { readonly to: string; readonly sentAt: number };
   /** A contact asked for a resend (see recovery.ts). */
   readonly resendRequested?: boolean;
+  /** Group changes to ask for, or to send a member that asked (groups.ts `flushResyncs`). */
+  readonly resync?: boolean;
   /** An envelope that could not be decrypted: ask its sender to resend it. */
   readonly failed?: { readonly from: string; readonly device: number; readonly failedAt: number };
 }
@@ -102,11 +104,13 @@ export async function receive(ctx: Context, envelope: Envelope): Promise<Receive
     return finish(ctx, tx, envelope, events, () => { ctx.events.emit('message', notice); });
   }
   // The contact as the session now has it (a decryption may have recorded a new identity key).
-  const receipt = await apply(ctx, tx, envelope, (await loadContact(tx, source)) ?? contact, content, events);
+  const outcome = await apply(ctx, tx, envelope, (await loadContact(tx, source)) ?? contact, content, events);
+  const receipt = outcome === 'resync' ? undefined : outcome;
   return {
     ...(await finish(ctx, tx, envelope, events)),
     ...(receipt === undefined ? {} : { receipt }),
     ...(content.kind === 'decryption-error' ? { resendRequested: true } : {}),
+    ...(outcome === 'resync' ? { resync: true } : {}),
   };
 }
 
@@ -133,7 +137,7 @@ async function decrypt(ctx: Context, tx: Transaction, envelope: Envelope, events
 }
 
 /** Stores what a content means. Returns the receipt a text deserves. */
-async function apply(ctx: Context, tx: Transaction, envelope: Envelope, contact: Contact, content: Content, events: (() => void)[]): Promise<Received['receipt']> {
+async function apply(ctx: Context, tx: Transaction, envelope: Envelope, contact: Contact, content: Content, events: (() => void)[]): Promise<Received['receipt'] | 'resync'> {
   const self = ctx.local.username;
   const source = envelope.source;
   const store = async (message: StoredMessage) => {
@@ -185,8 +189,9 @@ async function apply(ctx: Context, tx: Transaction, envelope: Envelope, contact:
       }
       return undefined;
     case 'group-change':
-      await receiveGroupChanges(ctx, tx, envelope, content.changes, events);
-      return undefined;
+      return (await receiveGroupChanges(ctx, tx, envelope, content.changes, events)) ? 'resync' : undefined;
+    case 'group-resync':
+      return (await receiveResync(ctx, tx, envelope, content, events)) ? 'resync' : undefined;
     case 'sender-key':
       await receiveSenderKey(ctx, tx, envelope, contact, content, events);
       return undefined;

@@ -479,6 +479,50 @@ async function reconcile(ctx: Context, groupId: string, mismatches: readonly Dev
   if (ghost !== undefined) throw new ClientError('INVALID_DEVICE_LIST', ghost);
 }
 
+// --- Catching up ------------------------------------------------------------------
+
+/**
+ * Resyncs to send once the envelope that asked for them is stored: an `ask`
+ * for the changes after `have`, or an `answer` with them. One per group and
+ * account (a newer one replaces an older).
+ *
+ *   namespace  key                                   value
+ *   resync     ask|answer.<group id>.<username>      { have } (JSON)
+ */
+function queueResync(tx: Transaction, kind: 'ask' | 'answer', groupId: string, username: string, have: number): void {
+  tx.put('resync', `${kind}.${groupId}.${username}`, json({ have }));
+}
+
+/** A member asks for the changes after the version it holds: answered if it is a member here too. */
+export async function receiveResync(ctx: Context, tx: Transaction, envelope: Envelope, content: Extract<Content, { kind: 'group-resync' }>, events: (() => void)[]): Promise<boolean> {
+  const groupId = toHex(content.groupId);
+  const record = await loadGroup(tx, groupId);
+  if (record === undefined || !record.member || !record.members.some((m) => m.username === envelope.source)) {
+    alert(ctx, tx, events, record?.id, 'UNEXPECTED_SENDER_KEY', `${envelope.source}, who is not in the group, asked for its history; nothing was sent.`);
+    return false;
+  }
+  if (content.have >= record.version) return false;
+  queueResync(tx, 'answer', groupId, envelope.source, content.have);
+  return true;
+}
+
+/** Sends the queued resync asks and answers. */
+export async function flushResyncs(ctx: Context): Promise<void> {
+  for (const [key, bytes] of await ctx.store.list('resync', '')) {
+    const [kind, groupId, username] = key.split('.') as ['ask' | 'answer', string, string];
+    const { have } = parse<{ have: number }>(bytes);
+    const sentAt = ctx.now();
+    let content: Content | undefined = { kind: 'group-resync', sentAt, groupId: fromHex(groupId), have };
+    if (kind === 'answer') {
+      const record = await loadGroup(new Transaction(ctx.store), groupId);
+      const stillMember = record?.member === true && record.members.some((m) => m.username === username);
+      content = stillMember && have < record.version ? { kind: 'group-change', sentAt, changes: record.chain.slice(have).map(fromBase64) } : undefined;
+    }
+    if (content !== undefined) await send(ctx, [{ username, plaintext: encodeContent(content) }]);
+    await ctx.store.write([{ ns: 'resync', key, value: undefined }]);
+  }
+}
+
 // --- Receiving --------------------------------------------------------------------
 
 /** `username`'s `deviceId` lost its session with this device (it asked for a resend): it holds none of this device's sender keys. */
@@ -493,9 +537,10 @@ export async function forgetKeyHolder(tx: Transaction, username: string, deviceI
 /**
  * Applies the roster changes a member sent (one-to-one). Changes this device
  * has already are skipped when identical; all the others must apply in order,
- * or none does.
+ * or none does. Changes that start past the next version mean one was lost:
+ * the sender is asked for what follows (returns true: a resync is queued).
  */
-export async function receiveGroupChanges(ctx: Context, tx: Transaction, envelope: Envelope, changes: readonly Uint8Array[], events: (() => void)[]): Promise<void> {
+export async function receiveGroupChanges(ctx: Context, tx: Transaction, envelope: Envelope, changes: readonly Uint8Array[], events: (() => void)[]): Promise<boolean> {
   const self = ctx.local.username;
   const source = envelope.source;
   let decoded;
@@ -507,12 +552,12 @@ export async function receiveGroupChanges(ctx: Context, tx: Transaction, envelop
   } catch (error) {
     if (!isRosterError(error)) throw error;
     alert(ctx, tx, events, undefined, 'REFUSED_CHANGE', `${source} sent a group change that does not decode; it was ignored.`);
-    return;
+    return false;
   }
   const groupId = toHex(decoded[0]!.change.groupId);
   if (decoded.some((d) => toHex(d.change.groupId) !== groupId)) {
     alert(ctx, tx, events, undefined, 'REFUSED_CHANGE', `${source} sent changes of several groups in one message; they were ignored.`);
-    return;
+    return false;
   }
   const record = await loadGroup(tx, groupId);
   const before = record === undefined ? undefined : rosterOf(record);
@@ -525,13 +570,20 @@ export async function receiveGroupChanges(ctx: Context, tx: Transaction, envelop
     const known = fromBase64(record!.chain[d.change.version - 1]!);
     if (!constantTimeEqual(known, d.bytes)) {
       alert(ctx, tx, events, groupId, 'REFUSED_CHANGE', `${source} sent a version ${d.change.version} of the group that differs from the one you have (a fork); it was ignored.`);
-      return;
+      return false;
     }
   }
   if (fresh.length === 0) {
     // Every change is one this device applied: a replay, or a resend after a failure. Nothing moves.
     events.push(() => { ctx.events.emit('warning', { message: `${source} sent group changes this device already has (up to version ${before?.version ?? 0}); ignored` }); });
-    return;
+    return false;
+  }
+  const have = before?.version ?? 0;
+  if (fresh[0]!.change.version > have + 1) {
+    // A gap: a change did not reach this device (its message was lost). Ask the sender for what follows `have`.
+    queueResync(tx, 'ask', groupId, source, have);
+    events.push(() => { ctx.events.emit('warning', { message: `missed changes of a group after version ${have}; asking ${source} for them` }); });
+    return true;
   }
 
   let roster = before;
@@ -540,23 +592,23 @@ export async function receiveGroupChanges(ctx: Context, tx: Transaction, envelop
   } catch (error) {
     if (!isRosterError(error)) throw error;
     alert(ctx, tx, events, record === undefined ? undefined : groupId, 'REFUSED_CHANGE', `A group change sent by ${source} was refused (${error.code}): ${error.message}.`);
-    return;
+    return false;
   }
   const after = roster!;
   const wasMember = before?.members.some((m) => m.username === source) ?? false;
   const isMember = after.members.some((m) => m.username === source);
   if (!wasMember && !isMember) {
     alert(ctx, tx, events, record === undefined ? undefined : groupId, 'REFUSED_CHANGE', `${source}, who is not in the group, sent it a change; it was ignored.`);
-    return;
+    return false;
   }
   const me = after.members.find((m) => m.username === self);
   if (record === undefined && me === undefined) {
     events.push(() => { ctx.events.emit('warning', { message: `${source} sent the history of a group this account is not in; ignored` }); });
-    return;
+    return false;
   }
   if (me !== undefined && !constantTimeEqual(me.identityKey, ctx.local.identity.publicKey)) {
     alert(ctx, tx, events, record === undefined ? undefined : groupId, 'KEY_MISMATCH', `The group lists another identity key for you: someone added an impostor. Nothing is sent to that key.`);
-    if (record === undefined) return;
+    if (record === undefined) return false;
   }
 
   const removed = (before?.members ?? []).filter((m) => !after.members.some((n) => n.username === m.username));
@@ -577,6 +629,7 @@ export async function receiveGroupChanges(ctx: Context, tx: Transaction, envelop
     }
   }
   events.push(() => { ctx.events.emit('group', groupInfo(updated)); });
+  return false;
 }
 
 /** Accepts a member's sender key, sent one-to-one, if it comes from a device of the roster. */

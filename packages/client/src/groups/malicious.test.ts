@@ -153,6 +153,32 @@ describe('a ghost member or device the server slips in', () => {
   });
 });
 
+describe('a lost roster change', () => {
+  it('a member that missed a change asks for it when the next one comes, and catches up (no alert)', async () => {
+    const seen = alerts(carol);
+    const version = (await alice.group(groupId)).version;
+    await eventually('carol is up to date', async () => (await carol.group(groupId)).version === version);
+    // The server withholds alice's next message to carol for good (acked on carol's behalf): the rename is lost to her.
+    let lost = 0;
+    evil.onServerFrame((frame, connection) => {
+      if (frame.kind !== 'envelope' || connection.device?.username !== carol.username || frame.envelope.source !== alice.username || lost > 0) return undefined;
+      lost++;
+      connection.toServer({ kind: 'ack', ids: [frame.envelope.id] });
+      return [];
+    });
+    await alice.renameGroup(groupId, 'Council of three');
+    await eventually('the rename was withheld from carol', () => lost === 1);
+    evil.onServerFrame(undefined);
+    await alice.renameGroup(groupId, 'The Council');
+    await eventually('carol caught up', async () => (await carol.group(groupId)).version === version + 2);
+    expect((await carol.group(groupId)).title).toBe('The Council');
+    expect(seen).toEqual([]);
+    expect(await carol.groupConversation(groupId, 1000).then((ms) => ms.map((m) => m.body))).toEqual(
+      expect.arrayContaining([`${alice.username} renamed the group "Council of three".`, `${alice.username} renamed the group "The Council".`]),
+    );
+  });
+});
+
 describe('a key the server swaps', () => {
   it('a member whose identity key the server swaps gets nothing: the key the roster lists is the one that counts (rows 2 and 10)', async () => {
     const seen = alerts(alice);
