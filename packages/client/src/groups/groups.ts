@@ -14,6 +14,9 @@
  *              with the list of devices (multicast), stored once per mailbox
  *   removal    makes this device's sender key stale: the next message goes out
  *              under a fresh key, distributed to the remaining devices only
+ *   catch-up   a device that missed a change asks its sender for what follows
+ *              the version it holds (group_resync); a device that cannot decrypt
+ *              a group message tells its author, who sends its key again
  *
  * What the receiving side refuses, with an alert (the `groupAlert` event and a
  * notice in the group): a change that does not apply (not entitled, replayed
@@ -100,7 +103,7 @@ export type GroupAlertReason =
   | 'REFUSED_CHANGE'
   /** A sender key from a device of no member, or for a group this device is not in. */
   | 'UNEXPECTED_SENDER_KEY'
-  /** A group message from a device outside the roster, or under a key not distributed for its group. */
+  /** A group message (or a request for the roster's history) from outside the roster, or a message under a key not distributed for its group. */
   | 'NOT_A_MEMBER'
   /** A group message as a one-to-one message, or the reverse. */
   | 'WRONG_CHANNEL'
@@ -498,7 +501,7 @@ export async function receiveResync(ctx: Context, tx: Transaction, envelope: Env
   const groupId = toHex(content.groupId);
   const record = await loadGroup(tx, groupId);
   if (record === undefined || !record.member || !record.members.some((m) => m.username === envelope.source)) {
-    alert(ctx, tx, events, record?.id, 'UNEXPECTED_SENDER_KEY', `${envelope.source}, who is not in the group, asked for its history; nothing was sent.`);
+    alert(ctx, tx, events, record?.id, 'NOT_A_MEMBER', `${envelope.source}, who is not in the group, asked for its history; nothing was sent.`);
     return false;
   }
   if (content.have >= record.version) return false;

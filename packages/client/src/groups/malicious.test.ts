@@ -29,7 +29,7 @@ import { encodeContent } from '../content.js';
 import { send } from '../sender.js';
 import { Transaction } from '../store/kv.js';
 import { createChange, encodeSignedChange } from './roster.js';
-import { loadGroup, rosterOf } from './state.js';
+import { fromHex, loadGroup, rosterOf } from './state.js';
 
 let storage: Storage;
 let server: ServerProcess;
@@ -176,6 +176,20 @@ describe('a lost roster change', () => {
     expect(await carol.groupConversation(groupId, 1000).then((ms) => ms.map((m) => m.body))).toEqual(
       expect.arrayContaining([`${alice.username} renamed the group "Council of three".`, `${alice.username} renamed the group "The Council".`]),
     );
+  });
+});
+
+describe('a history request from outside', () => {
+  it('a non-member asking for the roster\'s history gets nothing, and the member alerts', async () => {
+    const seen = alerts(alice);
+    sent.length = 0;
+    recordSends();
+    await send(contextOf(mallory), [{ username: alice.username, plaintext: encodeContent({ kind: 'group-resync', sentAt: Date.now(), groupId: fromHex(groupId), have: 0 }) }]);
+    await eventually('alice alerts', () => seen.some((a) => a.reason === 'NOT_A_MEMBER'));
+    await alice.sendGroupText(groupId, 'flushing');
+    expect(sent.filter(({ from, frame }) => from === alice.username && destinationsOf(frame).includes(mallory.username))).toEqual([]);
+    await mallory.sync();
+    expect(await mallory.groups()).toEqual([]);
   });
 });
 
