@@ -1,7 +1,8 @@
 /**
  * `npm run demo` as a newcomer runs it: it must finish, show every device
- * reading the conversation, and show the server holding ciphertext only
- * (none of the words of the messages appear in what it stored).
+ * reading the conversation and the group, and show the server holding
+ * ciphertext only (none of the words of the messages appear in what it
+ * stored) and no group membership.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,13 @@ describe('npm run demo', () => {
     expect(read.match(/alice: Lunch at noon\? The usual place\./g)).toHaveLength(2); // both of Bob's devices
     expect(read).toContain('me: Lunch at noon? The usual place.'); // Alice's laptop, from the transcript
     expect(section(6).match(/bob: Noon works\. Bring the book!/g)).toHaveLength(2);
+    const group = section(7);
+    expect(group).not.toMatch(/Tables:.*group/i);
+    const stored7 = group.slice(group.indexOf('one copy per device'), group.indexOf("bob's phone:"));
+    expect(stored7.match(/ 7 {4}/g)?.length).toBeGreaterThanOrEqual(4); // the group message, once per device
+    expect(stored7).not.toContain('Friday');
+    expect(group.match(/alice: Friday lunch is on me\./g)).toHaveLength(3); // bob's two devices and carol's
+    expect(group).toContain('me: Friday lunch is on me.'); // alice's laptop
     expect(plain).toMatch(/\d{5}( \d{5}){11}/); // the safety number
   });
 });

@@ -1,9 +1,10 @@
 /**
  * `npm run demo`: Parley's promise, shown. A real server process on
  * embedded SQLite, and two people with two devices each (a phone that
- * created the account, a laptop linked to it). They talk; while the
- * recipients are offline, the demo reads the server's own database and prints
- * what it stored beside what the devices read once they connect.
+ * created the account, a laptop linked to it). They talk, then start a group
+ * with a third; while the recipients are offline, the demo reads the server's
+ * own database and prints what it stored beside what the devices read once
+ * they connect.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -69,6 +70,14 @@ function serverMailboxes(): void {
   }
 }
 
+/** The server's tables: nothing in them names a group. */
+function serverTables(): string[] {
+  const db = new SQLite(join(root, 'server', 'parley.sqlite'), { readonly: true });
+  const rows = db.prepare<[], { name: string }>("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like 'kysely_%' order by name").all();
+  db.close();
+  return rows.map((r) => r.name);
+}
+
 function show(device: string, messages: StoredMessage[]): void {
   say(`  ${device}:`);
   for (const m of messages) say(`    ${m.direction === 'outgoing' ? 'me' : m.author}: ${m.body}`);
@@ -123,8 +132,31 @@ async function main(): Promise<void> {
     const receipt = (await bobLaptop.conversation('alice')).at(-1);
     say(`  bob's laptop shows his message as: ${receipt?.status ?? '?'}`);
 
-    heading('7. Safety numbers: compare them in person to rule out a man in the middle');
-    const number = await bobPhone.safetyNumber('alice');
+    heading('7. A group: Alice makes "Lunch club" with Bob and Carol');
+    const carol = await ParleyClient.create(platform('carol-phone'), server.url, 'carol');
+    clients.push(carol);
+    const club = await phone.createGroup('Lunch club', ['bob', 'carol']);
+    await settle([laptop, bobPhone, bobLaptop, carol]);
+    say(`  Roster version ${club.version}: ${club.members.map((m) => `${m.username} (${m.role})`).join(', ')}.`);
+    say('  Alice signed it with her identity key; every device keeps it and checks every change. The server keeps no');
+    say(`  membership at all. Its tables: ${serverTables().join(', ')}.`);
+    const offline = [bobPhone, bobLaptop, carol, laptop];
+    await Promise.all(offline.map((c) => c.close()));
+    await phone.sendGroupText(club.id, 'Friday lunch is on me.');
+    say('  Alice sends while the others are offline. Her sender key goes to each of their devices one to one (types 2');
+    say('  and 3 below); the message itself is encrypted once (type 7) and the server stores one copy per device:');
+    serverMailboxes();
+    const members = await Promise.all(['bob-phone', 'bob-laptop', 'carol-phone', 'alice-laptop'].map((name) => ParleyClient.open(platform(name))));
+    clients.push(...members);
+    await settle(members);
+    const [bobsPhone, bobsLaptop, carols, alicesLaptop] = members as [ParleyClient, ParleyClient, ParleyClient, ParleyClient];
+    show("bob's phone", (await bobsPhone.groupConversation(club.id)).filter((m) => m.kind === 'text'));
+    show("bob's laptop", (await bobsLaptop.groupConversation(club.id)).filter((m) => m.kind === 'text'));
+    show("carol's phone", (await carols.groupConversation(club.id)).filter((m) => m.kind === 'text'));
+    show("alice's laptop", (await alicesLaptop.groupConversation(club.id)).filter((m) => m.kind === 'text'));
+
+    heading('8. Safety numbers: compare them in person to rule out a man in the middle');
+    const number = await bobsPhone.safetyNumber('alice');
     say(`  ${(number.digits.match(/.{5}/g) ?? []).join(' ')}`);
     say('  (the same 60 digits on all four devices; `parley verify alice` shows them with a QR code)');
 

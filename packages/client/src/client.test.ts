@@ -72,6 +72,9 @@ describe('two people, one device each', () => {
     const second = await profile.open().catch((error: unknown) => error);
     expect(isClientError(second, 'PROFILE_IN_USE')).toBe(true);
     await client.close();
+    // A closed client says so, whatever is asked of it.
+    expect(isClientError(await client.conversations().catch((error: unknown) => error), 'CLOSED')).toBe(true);
+    expect(isClientError(await client.sendText(client.username, 'note').catch((error: unknown) => error), 'CLOSED')).toBe(true);
     const reopened = await profile.open();
     clients.push(reopened);
     expect(reopened.username).toBe(client.username);

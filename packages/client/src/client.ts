@@ -67,6 +67,28 @@ function encodable(content: Content): Uint8Array {
   }
 }
 
+/** `store`, refusing every use with ClientError `CLOSED` once `closed()` (rather than with the engine's own error). */
+function usableUntil(store: KeyValueStore, closed: () => boolean): KeyValueStore {
+  const open = () => {
+    if (closed()) throw new ClientError('CLOSED', 'the client was closed');
+  };
+  return {
+    async get(ns, key) {
+      open();
+      return store.get(ns, key);
+    },
+    async list(ns, prefix, options) {
+      open();
+      return store.list(ns, prefix, options);
+    },
+    async write(writes) {
+      open();
+      return store.write(writes);
+    },
+    close: () => store.close(),
+  };
+}
+
 /** Conversations are listed newest first, at most this many messages each unless asked. */
 const DEFAULT_HISTORY = 50;
 
@@ -103,6 +125,8 @@ export class ParleyClient {
   /** The mailbox was drained on the current connection: from now on envelopes arrive live. */
   #drained = false;
   #closed = false;
+  /** The store is closed: anything still trying to use it gets CLOSED. */
+  #storeClosed = false;
 
   private constructor(platform: Platform, api: ServerApi, local: LocalDevice) {
     const now = platform.now ?? Date.now;
@@ -128,7 +152,7 @@ export class ParleyClient {
     this.#ctx = {
       provider: platform.provider,
       api,
-      store: platform.store,
+      store: usableUntil(platform.store, () => this.#storeClosed),
       transport,
       events: this.events,
       now,
@@ -261,6 +285,7 @@ export class ParleyClient {
     this.#ctx.transport.stop();
     await this.#maintaining;
     await this.#queue;
+    this.#storeClosed = true;
     await this.#ctx.store.close();
   }
 
