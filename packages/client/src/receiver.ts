@@ -18,7 +18,8 @@ import { decryptMessage, isProtocolError, SENDER_KEY_MESSAGE_TYPE, type Envelope
 import { decodeContent, type Content } from './content.js';
 import { addNotice, contactWithDevices, noteIdentity, refreshContact } from './contacts.js';
 import type { Context } from './context.js';
-import { forgetKeyHolder, receiveGroupChanges, receiveGroupMessage, receiveResync, receiveSenderKey, refuseGroupTextOneToOne } from './groups/groups.js';
+import { receiveGroupChanges, receiveResync } from './groups/changes.js';
+import { forgetKeyHolder, receiveGroupMessage, receiveSenderKey, refuseGroupTextOneToOne } from './groups/messages.js';
 import { loadContact, protocolStores } from './protocolStores.js';
 import { Transaction } from './store/kv.js';
 import { json, messageKey, parse, seenKey, type Contact, type MessageStatus, type StoredMessage } from './store/records.js';
