@@ -11,21 +11,23 @@ import { generateIdentityKeyPair, MessageType, type ClientFrame } from '@parley/
 
 import { eventually, Profile, texts, waitFor } from './clients.js';
 import {
+  forgedEnvelope,
+  startMaliciousServer,
+  type ClientFrameHook,
+  type Connection,
+  type MaliciousServer,
+} from './maliciousServer.js';
+import {
   chain,
   dropEnvelopes,
   duplicateEnvelopes,
-  forgedEnvelope,
   injectDeviceIntoList,
   refuseWithMismatch,
   reorder,
   replayEnvelope,
   rewriteEnvelope,
-  startMaliciousServer,
   swapIdentityKey,
-  type ClientFrameHook,
-  type Connection,
-  type MaliciousServer,
-} from './maliciousServer.js';
+} from './misbehaviours.js';
 import { freshStorage, spawnServer, type ServerProcess, type Storage } from './server.js';
 
 let storage: Storage;

@@ -12,17 +12,19 @@ import { generateIdentityKeyPair, MessageType, SENDER_KEY_MESSAGE_TYPE, type Cli
 
 import { Cast, eventually } from '../../../../testing/clients.js';
 import {
-  dropEnvelopes,
-  duplicateEnvelopes,
   forgedEnvelope,
-  injectDeviceIntoList,
-  refuseWithMismatch,
-  rewriteEnvelope,
   startMaliciousServer,
-  swapIdentityKey,
   type ClientFrameHook,
   type MaliciousServer,
 } from '../../../../testing/maliciousServer.js';
+import {
+  dropEnvelopes,
+  duplicateEnvelopes,
+  injectDeviceIntoList,
+  refuseWithMismatch,
+  rewriteEnvelope,
+  swapIdentityKey,
+} from '../../../../testing/misbehaviours.js';
 import { freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../../testing/server.js';
 import { contextOf } from '../client.js';
 import { encodeContent } from '../content.js';
