@@ -91,6 +91,13 @@ function usableUntil(store: KeyValueStore, closed: () => boolean): KeyValueStore
   };
 }
 
+/**
+ * Failures that processing an envelope again can never mend, so the envelope
+ * is dropped (with a warning); any other (a network or server fault) leaves
+ * it unacknowledged, to come again on a new connection.
+ */
+const PERMANENT_FAILURES: ReadonlySet<string> = new Set(['UNKNOWN_USER', 'INVALID_DEVICE_LIST']);
+
 /** Conversations are listed newest first, at most this many messages each unless asked. */
 const DEFAULT_HISTORY = 50;
 
@@ -124,6 +131,8 @@ export class ParleyClient {
   #lastSentAt = 0;
   /** Key upkeep runs one at a time. */
   #maintaining: Promise<void> = Promise.resolve();
+  /** Group resync flushes run one at a time. */
+  #resyncing: Promise<void> = Promise.resolve();
   /** The mailbox was drained on the current connection: from now on envelopes arrive live. */
   #drained = false;
   #closed = false;
@@ -286,6 +295,7 @@ export class ParleyClient {
     this.#closed = true;
     this.#ctx.transport.stop();
     await this.#maintaining;
+    await this.#resyncing;
     await this.#queue;
     this.#storeClosed = true;
     await this.#ctx.store.close();
@@ -571,7 +581,7 @@ export class ParleyClient {
         try {
           result = await this.#ctx.exclusive(() => receive(this.#ctx, envelope));
         } catch (error) {
-          if (isClientError(error) && error.code !== 'NETWORK' && error.code !== 'CLOSED') {
+          if (isClientError(error) && PERMANENT_FAILURES.has(error.code)) {
             // It can never be processed (the sender's account is gone, or its device list does not verify): drop it, say so.
             this.events.emit('warning', { message: `dropped an envelope from ${envelope.source}: ${error.message}`, cause: error });
             await this.#ctx.store.write([{ ns: 'seen', key: seenKey(envelope.id), value: new Uint8Array(0) }]);
@@ -600,11 +610,7 @@ export class ParleyClient {
             this.events.emit('warning', { message: 'could not resend a message after a decryption error', cause: error });
           });
         }
-        if (result.resync === true) {
-          void flushResyncs(this.#ctx).catch((error: unknown) => {
-            this.events.emit('warning', { message: 'could not ask for or send missed group changes; will retry with the next', cause: error });
-          });
-        }
+        if (result.resync === true) void this.#flushResyncs();
         if (receipt !== undefined) {
           void this.#sendContent(receipt.to, { kind: 'receipt', sentAt: this.#ctx.now(), receipt: 'delivery', messages: [receipt.sentAt] }).catch((error: unknown) => {
             this.events.emit('warning', { message: `could not send a delivery receipt to ${receipt.to}`, cause: error });
@@ -627,10 +633,19 @@ export class ParleyClient {
     const count = this.#drainedCount;
     this.#drainedCount = 0;
     this.events.emit('drained', { count });
-    await flushResyncs(this.#ctx).catch((error: unknown) => {
-      this.events.emit('warning', { message: 'could not ask for or send missed group changes; will retry', cause: error });
-    });
+    await this.#flushResyncs();
     await this.#maintainKeysOrWarn();
+  }
+
+  /** Sends queued group resyncs, one flush at a time (two at once would send the same answers twice). */
+  #flushResyncs(): Promise<void> {
+    const run = this.#resyncing.then(async () => {
+      for (const cause of await flushResyncs(this.#ctx)) {
+        this.events.emit('warning', { message: 'could not ask for or send missed group changes; will retry after the next drain', cause });
+      }
+    });
+    this.#resyncing = run.catch(() => undefined);
+    return this.#resyncing;
   }
 
   /** The account exists whatever happens here: a failed refill is retried after the next drain. */

@@ -31,6 +31,20 @@ export async function verifiedDeviceList(provider: CryptoProvider, username: str
   return list;
 }
 
+/**
+ * A message dated further ahead than this is refused: its time names it and
+ * orders the conversation, and a sender's clock is not that wrong.
+ */
+export const MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000;
+
+/** Whether a message of `source` dated `dated` is too far ahead to take; if so, a notice in `conversation` says it was dropped. */
+export function fromTheFuture(ctx: Context, tx: Transaction, conversation: string, source: string, dated: number, events: (() => void)[]): boolean {
+  if (dated <= ctx.now() + MAX_CLOCK_SKEW_MS) return false;
+  const notice = addNotice(ctx, tx, conversation, `A message from ${source} dated ${new Date(Math.min(dated, 8.64e15)).toISOString().slice(0, 10)}, in the future, was dropped.`);
+  events.push(() => { ctx.events.emit('message', notice); });
+  return true;
+}
+
 /** The time of each client's last notice: notices made in one millisecond get distinct times, so distinct keys. */
 const lastNoticeAt = new WeakMap<Context, number>();
 
@@ -55,15 +69,16 @@ export function addNotice(ctx: Context, tx: Transaction, conversation: string, b
 
 /**
  * Records `identityKey` as `username`'s key. A change is recorded with a
- * notice and drops every session with the account. Returns what happened, so
- * that the caller can emit events once the transaction commits.
+ * notice and drops every session with the account; its events (the notice and
+ * `identityChange`) are pushed to `after`, to emit once the transaction commits.
  */
 export async function noteIdentity(
   ctx: Context,
   tx: Transaction,
   username: string,
   identityKey: Uint8Array,
-): Promise<{ contact: Contact; changed: false } | { contact: Contact; changed: true; wasVerified: boolean; notice: StoredMessage }> {
+  after: (() => void)[],
+): Promise<{ contact: Contact; changed: boolean }> {
   const known = await loadContact(tx, username);
   if (known !== undefined && constantTimeEqual(fromBase64(known.identityKey), identityKey)) return { contact: known, changed: false };
   const contact: Contact = {
@@ -85,7 +100,11 @@ export async function noteIdentity(
       ? `${username}'s safety number changed. You had verified ${username}: sending is paused until you verify again.`
       : `${username}'s safety number changed. Verify it to be sure you are talking to ${username}.`,
   );
-  return { contact, changed: true, wasVerified: contact.blocked, notice };
+  after.push(() => {
+    ctx.events.emit('message', notice);
+    ctx.events.emit('identityChange', { username, wasVerified: contact.blocked });
+  });
+  return { contact, changed: true };
 }
 
 /**
@@ -100,14 +119,7 @@ export async function refreshContact(ctx: Context, tx: Transaction, username: st
     throw new ClientError('INVALID_DEVICE_LIST', 'the server holds another identity key for this very account');
   }
   const list = await verifiedDeviceList(ctx.provider, username, answer.identityKey, answer.deviceList);
-  const noted = await noteIdentity(ctx, tx, username, answer.identityKey);
-  if (noted.changed) {
-    const { wasVerified, notice } = noted;
-    after.push(() => {
-      ctx.events.emit('message', notice);
-      ctx.events.emit('identityChange', { username, wasVerified });
-    });
-  }
+  const noted = await noteIdentity(ctx, tx, username, answer.identityKey, after);
   if (list.version < noted.contact.deviceListVersion) {
     throw new ClientError('INVALID_DEVICE_LIST', `the server served version ${list.version} of ${username}'s device list after version ${noted.contact.deviceListVersion}`);
   }

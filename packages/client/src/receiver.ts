@@ -16,7 +16,7 @@
 import { decryptMessage, isProtocolError, SENDER_KEY_MESSAGE_TYPE, type Envelope, type MessageType } from '@parley/protocol';
 
 import { decodeContent, type Content } from './content.js';
-import { addNotice, contactWithDevices, noteIdentity, refreshContact } from './contacts.js';
+import { addNotice, contactWithDevices, fromTheFuture, noteIdentity, refreshContact } from './contacts.js';
 import type { Context } from './context.js';
 import { receiveGroupChanges, receiveResync } from './groups/changes.js';
 import { forgetKeyHolder, receiveGroupMessage, receiveSenderKey, refuseGroupTextOneToOne } from './groups/messages.js';
@@ -41,11 +41,6 @@ export interface Received {
 /** The key of an undecryptable envelope's record: sender, device, and the server's timestamp. */
 export const undecryptableKey = (from: string, device: number, failedAt: number) => `${from}.${device}.${String(failedAt).padStart(16, '0')}`;
 
-/**
- * A message dated further ahead than this is refused: its time names it and
- * orders the conversation, and a sender's clock is not that wrong.
- */
-export const MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000;
 
 /** Statuses only move forward. */
 const RANK: Record<MessageStatus, number> = { sending: 0, sent: 1, delivered: 2, read: 3, received: 0 };
@@ -124,15 +119,8 @@ async function decrypt(ctx: Context, tx: Transaction, envelope: Envelope, events
   } catch (error) {
     // A new session under a new identity key: record the change (with its notice), then accept the message.
     if (!isProtocolError(error, 'UNTRUSTED_IDENTITY') || error.details.identityKey === undefined) throw error;
-    const noted = await noteIdentity(ctx, tx, envelope.source, error.details.identityKey);
+    await noteIdentity(ctx, tx, envelope.source, error.details.identityKey, events);
     await refreshContact(ctx, tx, envelope.source, events);
-    if (noted.changed) {
-      const { notice, wasVerified } = noted;
-      events.push(() => {
-        ctx.events.emit('message', notice);
-        ctx.events.emit('identityChange', { username: envelope.source, wasVerified });
-      });
-    }
     return decryptMessage(ctx.provider, stores, address, message);
   }
 }
@@ -149,11 +137,7 @@ async function apply(ctx: Context, tx: Transaction, envelope: Envelope, contact:
   };
   const base = { authorDevice: envelope.sourceDevice, sentAt: content.sentAt, storedAt: ctx.now() };
   const dated = content.kind === 'sync' ? content.message.sentAt : content.sentAt;
-  if ((content.kind === 'text' || content.kind === 'sync') && dated > ctx.now() + MAX_CLOCK_SKEW_MS) {
-    const notice = addNotice(ctx, tx, source, `A message from ${source} dated ${new Date(Math.min(dated, 8.64e15)).toISOString().slice(0, 10)}, in the future, was dropped.`);
-    events.push(() => { ctx.events.emit('message', notice); });
-    return undefined;
-  }
+  if ((content.kind === 'text' || content.kind === 'sync') && fromTheFuture(ctx, tx, source, source, dated, events)) return undefined;
   switch (content.kind) {
     case 'text':
       if (content.resentFor !== undefined) tx.delete('undecryptable', undecryptableKey(source, envelope.sourceDevice, content.resentFor));

@@ -80,13 +80,8 @@ async function startSessions(ctx: Context, tx: Transaction, username: string, de
   const stores = protocolStores(tx, ctx.local.identity, ctx.local.registrationId);
   const answer = await ctx.api.bundles(username, deviceIds.length === 1 ? deviceIds[0]! : '*');
   const list = await verifiedDeviceList(ctx.provider, username, answer.identityKey, answer.deviceList);
-  const noted = await noteIdentity(ctx, tx, username, answer.identityKey);
+  const noted = await noteIdentity(ctx, tx, username, answer.identityKey, after);
   if (noted.changed) {
-    const { notice, wasVerified } = noted;
-    after.push(() => {
-      ctx.events.emit('message', notice);
-      ctx.events.emit('identityChange', { username, wasVerified });
-    });
     // The old key's sessions are gone: start over from the device list the new key signs (or stop, if verified).
     const contact = await refreshContact(ctx, tx, username, after);
     if (contact.blocked) throw new ClientError('IDENTITY_CHANGED', `${username}'s safety number changed since you verified it; verify again to send`);

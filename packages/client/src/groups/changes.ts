@@ -5,7 +5,7 @@
  * holds). The rules a change must pass are roster.ts's; groups.ts has the
  * overview.
  */
-import { constantTimeEqual } from '@parley/crypto';
+import { constantTimeEqual, fromHex, toHex } from '@parley/crypto';
 import type { Envelope } from '@parley/protocol';
 
 import { fromBase64, toBase64 } from '../base64.js';
@@ -30,7 +30,7 @@ import {
   type GroupMember,
   type Roster,
 } from './roster.js';
-import { fromHex, loadGroup, rosterFields, rosterOf, saveGroup, toHex, type GroupRecord } from './state.js';
+import { loadGroup, rosterFields, rosterOf, saveGroup, type GroupRecord } from './state.js';
 
 /** What one change did, in words, for the group's conversation. */
 function describe(change: GroupChange, self: string): string {
@@ -79,6 +79,7 @@ export async function createGroup(ctx: Context, title: string, usernames: readon
     };
     saveGroup(tx, created);
     notice(ctx, tx, events, created.id, describe(decodeChange(signed.change), self));
+    events.push(() => { ctx.events.emit('group', groupInfo(created)); });
     return created;
   });
   await deliverChanges(ctx, record.id);
@@ -204,8 +205,13 @@ export async function receiveResync(ctx: Context, tx: Transaction, envelope: Env
   return true;
 }
 
-/** Sends the queued resync asks and answers. */
-export async function flushResyncs(ctx: Context): Promise<void> {
+/**
+ * Sends the queued resync asks and answers, each on its own: one that fails
+ * stays queued for the next flush (after the next drain) without holding up
+ * the others. Returns the failures, for the caller to report.
+ */
+export async function flushResyncs(ctx: Context): Promise<unknown[]> {
+  const failures: unknown[] = [];
   for (const [key, bytes] of await ctx.store.list('resync', '')) {
     const [kind, groupId, username] = key.split('.') as ['ask' | 'answer', string, string];
     const { have } = parse<{ have: number }>(bytes);
@@ -216,9 +222,14 @@ export async function flushResyncs(ctx: Context): Promise<void> {
       const stillMember = record?.member === true && record.members.some((m) => m.username === username);
       content = stillMember && have < record.version ? { kind: 'group-change', sentAt, changes: record.chain.slice(have).map(fromBase64) } : undefined;
     }
-    if (content !== undefined) await send(ctx, [{ username, plaintext: encodeContent(content) }]);
-    await ctx.store.write([{ ns: 'resync', key, value: undefined }]);
+    try {
+      if (content !== undefined) await send(ctx, [{ username, plaintext: encodeContent(content) }]);
+      await ctx.store.write([{ ns: 'resync', key, value: undefined }]);
+    } catch (error) {
+      failures.push(error);
+    }
   }
+  return failures;
 }
 
 // --- Receiving --------------------------------------------------------------------
@@ -304,14 +315,15 @@ export async function receiveGroupChanges(ctx: Context, tx: Transaction, envelop
   const updated: GroupRecord = {
     ...(record ?? { chain: [], keyed: [] }),
     ...rosterFields(after),
-    chain: [...(record?.chain ?? []).slice(0, before?.version ?? 0), ...fresh.map((d) => toBase64(d.bytes))],
+    chain: [...(record?.chain ?? []), ...fresh.map((d) => toBase64(d.bytes))],
     member: me !== undefined,
     ...(removed.length > 0 ? { distributionId: undefined, keyed: [] } : {}),
   };
   saveGroup(tx, updated);
   for (const d of fresh) notice(ctx, tx, events, groupId, describe(d.change, self));
+  // A key the roster now lists for someone, unlike the one this device knows: said once, when the member joins.
   for (const member of after.members) {
-    if (member.username === self) continue;
+    if (member.username === self || before?.members.some((m) => m.username === member.username) === true) continue;
     const known = await loadContact(tx, member.username);
     if (known !== undefined && known.identityKey !== toBase64(member.identityKey)) {
       alert(ctx, tx, events, groupId, 'KEY_MISMATCH', `The group lists an identity key for ${member.username} that is not the one you know; nothing is sent to ${member.username} until this is resolved.`);

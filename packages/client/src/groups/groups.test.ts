@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { encodeContent, isClientError, type GroupAlert, type ParleyClient } from '@parley/client';
+import { fromHex } from '@parley/crypto';
 import { createSenderKeyDistributionMessage, groupEncrypt, SENDER_KEY_MESSAGE_TYPE } from '@parley/protocol';
 
 import { Cast, eventually, waitFor } from '../../../../testing/clients.js';
@@ -16,7 +17,7 @@ import { contextOf } from '../client.js';
 import { send } from '../sender.js';
 import { Transaction } from '../store/kv.js';
 import { createChange, encodeSignedChange, type GroupAction } from './roster.js';
-import { fromHex, loadGroup, rosterOf, senderKeyStore } from './state.js';
+import { loadGroup, rosterOf, senderKeyStore } from './state.js';
 
 let storage: Storage;
 let server: ServerProcess;

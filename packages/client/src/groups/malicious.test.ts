@@ -8,6 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { isClientError, type GroupAlert, type ParleyClient } from '@parley/client';
+import { fromHex } from '@parley/crypto';
 import { generateIdentityKeyPair, MessageType, SENDER_KEY_MESSAGE_TYPE, type ClientFrame, type DeviceMismatch } from '@parley/protocol';
 
 import { Cast, eventually } from '../../../../testing/clients.js';
@@ -31,7 +32,7 @@ import { encodeContent } from '../content.js';
 import { send } from '../sender.js';
 import { Transaction } from '../store/kv.js';
 import { createChange, encodeSignedChange } from './roster.js';
-import { fromHex, loadGroup, rosterOf } from './state.js';
+import { loadGroup, rosterOf } from './state.js';
 
 let storage: Storage;
 let server: ServerProcess;

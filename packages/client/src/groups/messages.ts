@@ -5,6 +5,7 @@
  * comes from outside the roster or through the wrong channel. groups.ts has
  * the overview.
  */
+import { fromHex, toHex } from '@parley/crypto';
 import {
   createSenderKeyDistributionMessage,
   decodeSenderKeyDistributionMessage,
@@ -20,16 +21,15 @@ import {
 } from '@parley/protocol';
 
 import { decodeContent, encodeContent, type Content } from '../content.js';
-import { contactWithDevices, refreshContact } from '../contacts.js';
+import { contactWithDevices, fromTheFuture, refreshContact } from '../contacts.js';
 import type { Context } from '../context.js';
 import { ClientError, isClientError } from '../errors.js';
 import { send } from '../sender.js';
-import type { Transaction } from '../store/kv.js';
+import { Transaction } from '../store/kv.js';
 import { json, messageKey, outgoingText, parse, sessionKey, type Contact, type StoredMessage } from '../store/records.js';
 import { deliverChanges } from './changes.js';
 import { alert, existingGroup, locked } from './groups.js';
 import {
-  fromHex,
   groupConversation,
   groupOfSenderKey,
   loadGroup,
@@ -37,7 +37,6 @@ import {
   recordSenderKeyGroup,
   saveGroup,
   senderKeyStore,
-  toHex,
   type GroupRecord,
 } from './state.js';
 
@@ -50,6 +49,8 @@ const randomDistributionId = (ctx: Context) => newDistributionId(ctx.provider.ra
 
 interface Plan {
   readonly distributionId: string;
+  /** The roster version planned for. */
+  readonly version: number;
   /** Every device of every member but this one, from device lists their roster keys signed. */
   readonly recipients: MulticastRecipient[];
   /** Members with a device that lacks this device's current sender key. */
@@ -85,7 +86,7 @@ async function plan(ctx: Context, tx: Transaction, events: (() => void)[], recor
     if (devices.some((d) => !keyed.has(sessionKey(member.username, d.deviceId)))) needKey.push(member.username);
   }
   if (record.distributionId === undefined) saveGroup(tx, { ...(await existingGroup(tx, record.id)), distributionId, keyed: [] });
-  return { distributionId, recipients, needKey };
+  return { distributionId, version: record.version, recipients, needKey };
 }
 
 /**
@@ -95,8 +96,8 @@ async function plan(ctx: Context, tx: Transaction, events: (() => void)[], recor
  * @throws ClientError `UNKNOWN_GROUP`, `NOT_A_MEMBER`, `INVALID_DEVICE_LIST` (a ghost device), `SEND_REFUSED`, and what sending throws.
  */
 export async function sendGroupText(ctx: Context, groupId: string, body: string, sentAt: number): Promise<StoredMessage> {
-  const id = fromHex(groupId);
-  const plaintext = encodeContent({ kind: 'group-text', sentAt, groupId: id, body });
+  await existingGroup(new Transaction(ctx.store), groupId); // an unknown id is UNKNOWN_GROUP before anything else
+  const plaintext = encodeContent({ kind: 'group-text', sentAt, groupId: fromHex(groupId), body });
   await deliverChanges(ctx, groupId);
   const local = ctx.local;
   const message = outgoingText(local, groupConversation(groupId), body, sentAt);
@@ -108,16 +109,21 @@ export async function sendGroupText(ctx: Context, groupId: string, body: string,
   });
 
   for (let attempt = 0; ; attempt++) {
-    const { distributionId, recipients, needKey } = await locked(ctx, async (tx, events) => plan(ctx, tx, events, await existingGroup(tx, groupId)));
+    if (attempt > MAX_MISMATCH_RETRIES) throw new ClientError('SEND_REFUSED', 'the group or its devices kept changing while the message was being sent');
+    const { distributionId, version, recipients, needKey } = await locked(ctx, async (tx, events) => plan(ctx, tx, events, await existingGroup(tx, groupId)));
     if (needKey.length > 0) await distributeSenderKey(ctx, groupId, distributionId, needKey);
     if (recipients.length === 0) break; // alone in the group, on one device
     const ciphertext = await locked(ctx, async (tx) => {
+      // A change taken while the key went out (a removal, say) makes this plan stale: plan again.
+      const record = await existingGroup(tx, groupId);
+      if (record.version !== version || record.distributionId !== distributionId) return undefined;
       const sealed = await groupEncrypt(ctx.provider, senderKeyStore(tx), { name: local.username, deviceId: local.deviceId }, distributionId, plaintext);
       return sealed.serialized;
     });
+    if (ciphertext === undefined) continue;
     const answer = await multicast(ctx, ciphertext, recipients);
     if (answer.kind === 'sent') break;
-    if (answer.code !== 'DEVICE_MISMATCH' || attempt >= MAX_MISMATCH_RETRIES) {
+    if (answer.code !== 'DEVICE_MISMATCH') {
       throw new ClientError('SEND_REFUSED', `the server refused the group message (${answer.code}): ${answer.message}`, { serverCode: answer.code });
     }
     await reconcile(ctx, groupId, answer.mismatches);
@@ -151,14 +157,14 @@ async function distributeSenderKey(ctx: Context, groupId: string, distributionId
     const message = await createSenderKeyDistributionMessage(ctx.provider, senderKeyStore(tx), self, distributionId);
     return message.serialized;
   });
-  const content: Content = { kind: 'sender-key', sentAt: ctx.now(), groupId: fromHex(groupId), distribution };
-  await send(ctx, usernames.map((username) => ({ username, plaintext: encodeContent(content) })));
-  await locked(ctx, async (tx) => {
+  const plaintext = encodeContent({ kind: 'sender-key', sentAt: ctx.now(), groupId: fromHex(groupId), distribution });
+  await send(ctx, usernames.map((username) => ({ username, plaintext })));
+  await locked(ctx, async (tx, events) => {
     const record = await existingGroup(tx, groupId);
     if (record.distributionId !== distributionId) return; // a removal made it stale meanwhile
     const keyed = new Set(record.keyed);
     for (const username of usernames) {
-      const contact = await contactWithDevices(ctx, tx, username, []);
+      const contact = await contactWithDevices(ctx, tx, username, events);
       for (const d of contact.devices) keyed.add(sessionKey(username, d.deviceId));
     }
     saveGroup(tx, { ...record, keyed: [...keyed] });
@@ -300,6 +306,7 @@ export async function receiveGroupMessage(ctx: Context, tx: Transaction, envelop
     alert(ctx, tx, events, groupId, 'NOT_A_MEMBER', `A group message from ${source}'s device ${envelope.sourceDevice}, which is not in the group, was dropped.`);
     return { kind: 'refused' };
   }
+  if (fromTheFuture(ctx, tx, groupConversation(groupId), source, content.sentAt, events)) return { kind: 'refused' };
   const message: StoredMessage = {
     conversation: groupConversation(groupId),
     direction: source === ctx.local.username ? 'outgoing' : 'incoming',

@@ -47,6 +47,7 @@ import {
 import {
   fromUtf8,
   isCanonicalUsername,
+  limits,
   ProtoWriter,
   readProto,
   readProtoFields,
@@ -61,11 +62,12 @@ import {
 const CONTEXT = utf8('Parley group change v1\0');
 
 /**
- * At most this many members. Every member encrypts to every other's devices
- * (sender-key distribution), so beyond a thousand the fan-out of one change
- * costs more than a small group's messenger should; it also bounds a create.
+ * At most this many members: the accounts one multicast may name (the
+ * server's limit, set for this). Every member encrypts to every other's
+ * devices (sender-key distribution), so beyond a thousand the fan-out of one
+ * change costs more than a messenger's group should; it also bounds a create.
  */
-export const MAX_GROUP_MEMBERS = 1000;
+export const MAX_GROUP_MEMBERS = limits.MAX_MULTICAST_RECIPIENTS;
 /** A title's longest UTF-8 encoding: a line of a list, not a document. */
 export const MAX_TITLE_BYTES = 128;
 /** A group id's length: 128 random bits, so ids never collide. */

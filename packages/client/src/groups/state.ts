@@ -9,7 +9,9 @@
  * The chain is every signed change from the create on, so that a device can
  * hand a new member the whole history to verify instead of a roster to trust.
  */
+import { fromHex, toHex } from '@parley/crypto';
 import {
+  bytesToUuid,
   deserializeSenderKeyRecord,
   serializeSenderKeyRecord,
   type ProtocolAddress,
@@ -21,14 +23,6 @@ import { fromBase64, toBase64 } from '../base64.js';
 import type { Transaction } from '../store/kv.js';
 import { json, parse } from '../store/records.js';
 import type { GroupMember, GroupRole, Roster } from './roster.js';
-
-export const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-
-/** @throws TypeError for anything but an even number of hex digits. */
-export function fromHex(text: string): Uint8Array {
-  if (!/^(?:[0-9a-f]{2})*$/.test(text)) throw new TypeError('not lowercase hex');
-  return Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
-}
 
 /** The conversation a group's messages are stored under (no username contains a colon). */
 export const groupConversation = (groupId: string) => `group:${groupId}`;
@@ -57,13 +51,13 @@ export interface GroupRecord {
   readonly distributionId?: string | undefined;
   /** The devices ("username.device") that hold the current sender key. */
   readonly keyed: readonly string[];
+  /** Members whose key this device found differing from the roster's, as "username:key", each alerted once. */
+  readonly warned?: readonly string[];
   /**
    * Changes made here and not yet delivered: from version `from` on, to every
    * member, the whole chain to `newcomers`, and to `alsoTo` (members removed
    * since, who must learn it too).
    */
-  /** Members whose key this device found differing from the roster's, as "username:key", each alerted once. */
-  readonly warned?: readonly string[];
   readonly undelivered?: { readonly from: number; readonly newcomers: readonly string[]; readonly alsoTo: readonly string[] } | undefined;
 }
 
@@ -127,6 +121,5 @@ export function newDistributionId(random: Uint8Array): string {
   const b = random.slice(0, 16);
   b[6] = (b[6]! & 0x0f) | 0x40;
   b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = toHex(b);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return bytesToUuid(b);
 }
