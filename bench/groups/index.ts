@@ -163,8 +163,9 @@ for (const engine of engines) {
       const rekeys: number[] = [];
       for (let rep = 0; rep < RUN.rekeyReps; rep++) {
         // Member n − 1 − rep leaves: the group shrinks by one each repetition.
-        const remaining = group.slice(0, n - 1 - rep);
-        rekeys.push(await rekey(wire, server.url, remaining, 'multicast', plaintext));
+        // A different member is removed each time, so every repetition re-keys n − 1 members.
+        const remaining = group.filter((_, i) => i !== n - 1 - rep);
+        rekeys.push(await rekey(wire, server.url, remaining, plaintext));
       }
       const rekeyMs = median(rekeys);
       rekeyResults.set(`${label}/${n}`, rekeyMs);

@@ -5,7 +5,7 @@
  * encrypts it over its one-to-one session with every remaining device, sends
  * all the copies in one `send` (as the client's `send` does) and waits for
  * `sent`; then it encrypts the group message once and hands it to the server
- * by multicast (or, for the peer, by one `send` per member account).
+ * by multicast.
  *
  * Timed from the start of the sender's work until every remaining device has
  * decrypted the distribution message (Double Ratchet), processed it, and
@@ -28,10 +28,9 @@ import {
 
 import { provider } from '../../testing/device.js';
 import { groupRecipients } from './cipher.js';
-import type { FanoutKind } from './fanout.js';
 import { settle } from './fanout.js';
 import type { Device, Member } from './members.js';
-import { encodeMulticast, encodeSends } from './multicast.js';
+import { encodeMulticast } from './multicast.js';
 import type { GroupWire } from './wire.js';
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -39,7 +38,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** ms until every device of `remaining` (the sender's own device aside) has both decrypted. */
-export async function rekey(wire: GroupWire, url: string, remaining: readonly Member[], kind: FanoutKind, plaintext: Uint8Array): Promise<number> {
+export async function rekey(wire: GroupWire, url: string, remaining: readonly Member[], plaintext: Uint8Array): Promise<number> {
   const sender = wire.sender;
   const recipients = groupRecipients(
     remaining.map((m) => m.username),
@@ -83,13 +82,8 @@ export async function rekey(wire: GroupWire, url: string, remaining: readonly Me
   await wire.send([encodeClientFrame({ kind: 'send', requestId: keyRequest, destinations })], keyRequest);
 
   const sealed = await groupEncrypt(provider, sender.senderKeys, sender.address, distributionId, plaintext);
-  if (kind === 'multicast') {
-    const id = wire.requestIds(1);
-    await wire.send([encodeMulticast(id, sealed.serialized, recipients)], id);
-  } else {
-    const first = wire.requestIds(recipients.length);
-    await wire.send(encodeSends(first, sealed.serialized, recipients), first);
-  }
+  const id = wire.requestIds(1);
+  await wire.send([encodeMulticast(id, sealed.serialized, recipients)], id);
   const end = await done;
   await settle(url);
   return end - start;

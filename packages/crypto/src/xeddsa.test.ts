@@ -35,12 +35,15 @@ for (const { label, make } of providerCases) {
       }
       const signer = await provider.x25519GenerateKeyPair();
       const other = await provider.x25519GenerateKeyPair();
-      await xeddsaSign(provider, other.privateKey, message, other.publicKey); // other's form is cached
+      // other's public key, never seen before, given with signer's private key: no signature verifies, and nothing is cached for it…
+      const first = await xeddsaSign(provider, signer.privateKey, message, other.publicKey);
+      expect(await xeddsaVerify(provider, other.publicKey, message, first)).toBe(false);
+      // …so other's own key pair still signs under it.
+      expect(await xeddsaVerify(provider, other.publicKey, message, await xeddsaSign(provider, other.privateKey, message, other.publicKey))).toBe(true);
+      // Once other's form is cached, the mismatched pair still yields nothing that verifies, under either key.
       const spoiled = await xeddsaSign(provider, signer.privateKey, message, other.publicKey);
       expect(await xeddsaVerify(provider, signer.publicKey, message, spoiled)).toBe(false);
       expect(await xeddsaVerify(provider, other.publicKey, message, spoiled)).toBe(false);
-      // The wrong key was not cached for the signer: its own key still signs.
-      expect(await xeddsaVerify(provider, signer.publicKey, message, await xeddsaSign(provider, signer.privateKey, message, signer.publicKey))).toBe(true);
     });
 
     it('signs with fresh randomness each time (XEdDSA nonces are randomized)', async () => {

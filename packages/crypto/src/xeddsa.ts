@@ -32,7 +32,9 @@ HASH1_PREFIX[0] = 0xfe;
  * message): the Edwards form of the public key, which costs a base-point
  * multiplication to compute, is then kept for it. It is public (every
  * signature carries its sign bit). A `publicKey` that is not the private
- * key's yields a signature that does not verify, nothing worse.
+ * key's yields a signature that does not verify, nothing worse, as long as
+ * the provider's randomness is sound: the nonce takes 64 fresh random bytes,
+ * and only a repeated nonce could let a mismatched signature reveal the key.
  */
 export async function xeddsaSign(
   provider: CryptoProvider,
@@ -83,11 +85,6 @@ export async function xeddsaVerify(
   return provider.ed25519Verify(edwardsKey, message, ed25519Signature);
 }
 
-/**
- * Recent Montgomery-to-Edwards conversions, by public key (public data only):
- * one identity key verifies every prekey it signed, and the field inversion is
- * most of a verification's JavaScript cost.
- */
 /** Edwards public keys (with their sign bit) by Montgomery public key, for keys that sign often. */
 const SIGNER_CACHE_SIZE = 256;
 const signers = new Map<string, Uint8Array>();
@@ -107,6 +104,11 @@ function edwardsPublicKey(a: bigint, publicKey: Uint8Array | undefined): Uint8Ar
   return A;
 }
 
+/**
+ * Recent Montgomery-to-Edwards conversions, by public key (public data only):
+ * one identity key verifies every prekey it signed, and the field inversion is
+ * most of a verification's JavaScript cost.
+ */
 const EDWARDS_CACHE_SIZE = 64;
 const edwardsY = new Map<string, Uint8Array | undefined>();
 

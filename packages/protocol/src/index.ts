@@ -35,6 +35,7 @@ export {
   processSenderKeyDistributionMessage,
 } from './groupCipher.js';
 export {
+  bytesToUuid,
   decodeSenderKeyDistributionMessage,
   decodeSenderKeyMessage,
   SENDER_KEY_MESSAGE_TYPE,

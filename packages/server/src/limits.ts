@@ -23,6 +23,16 @@ export const MAX_ENVELOPE_BYTES = 256 * 1024;
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
 /**
+ * Bytes one send or multicast may store across all its mailboxes. A send's
+ * copies are in its frame, so only a multicast (one body, stored once per
+ * device) can come near: unbounded, one 4 MiB frame could make the server
+ * write 4 GB. 192 MiB takes the longest group text (64 KiB, about 66 KB padded
+ * and signed) to 1,000 members on three devices each; larger bodies belong in
+ * attachments, uploaded once.
+ */
+export const MAX_SEND_STORED_BYTES = 192 * 1024 * 1024;
+
+/**
  * Envelopes one device's mailbox may hold. A device offline for weeks in busy
  * groups collects thousands; past this, senders are told MAILBOX_FULL instead
  * of the server filling its disk for a device that may never come back.
@@ -50,8 +60,8 @@ export const MAX_INFLIGHT_BYTES = 2 * 1024 * 1024;
  * the memory a connection can hold in the queue is bounded as for sends: the
  * per-device entries of a pending multicast (up to MAX_MULTICAST_RECIPIENTS ×
  * MAX_DEVICES_PER_ACCOUNT) share its body and are small. What a multicast
- * writes to disk is its body once per device, which this limit does not
- * bound; each mailbox's share is bounded by MAX_MAILBOX_ENVELOPES, as for sends.
+ * writes to disk is its body once per device, bounded by
+ * MAX_SEND_STORED_BYTES; each mailbox's share is bounded by MAX_MAILBOX_ENVELOPES, as for sends.
  */
 export const MAX_PENDING_SENDS = 256;
 

@@ -61,7 +61,7 @@ export interface ServerConfig {
   /** Registrations per client address in a burst (REGISTRATION_LIMITS.burst by default). */
   readonly registrationBurst: number;
   /** Provisioning-relay channels (device links) per client address in a burst (PROVISIONING_LIMITS.burst by default). */
-  readonly provisioningBurst?: number;
+  readonly provisioningBurst: number;
   readonly logLevel: LogLevel;
   /** Include client addresses in request logs. */
   readonly logIps: boolean;
@@ -123,7 +123,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     bundlesPerTarget: new RateLimiter(BUNDLE_FETCH_LIMITS.perTarget, now),
     challenges: new RateLimiter(CHALLENGE_LIMITS, now),
     registrations: new RateLimiter({ ...REGISTRATION_LIMITS, burst: config.registrationBurst }, now),
-    provisioning: new RateLimiter({ ...PROVISIONING_LIMITS, burst: config.provisioningBurst ?? PROVISIONING_LIMITS.burst }, now),
+    provisioning: new RateLimiter({ ...PROVISIONING_LIMITS, burst: config.provisioningBurst }, now),
   };
   // The gauges read the post office, which needs the metrics: they are only read at scrape time, after both exist.
   const metrics = createMetrics({

@@ -15,9 +15,11 @@
 import {
   concatBytes,
   deserializePublicKey,
+  fromHex,
   SecretBytes,
   serializePublicKey,
   SIGNATURE_LENGTH,
+  toHex,
   xeddsaSign,
   xeddsaVerify,
   type BytesLike,
@@ -74,15 +76,12 @@ function invalid(message: string): ProtocolError {
  */
 export function uuidToBytes(uuid: string): Uint8Array {
   if (typeof uuid !== 'string' || !UUID_PATTERN.test(uuid)) throw new RangeError('distributionId must be a lowercase hyphenated UUID');
-  const hex = uuid.replaceAll('-', '');
-  const bytes = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) bytes[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return bytes;
+  return fromHex(uuid.replaceAll('-', ''));
 }
 
 /** The lowercase hyphenated form of 16 UUID bytes. */
 export function bytesToUuid(bytes: Uint8Array): string {
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  const hex = toHex(bytes);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 

@@ -143,9 +143,6 @@ export class DeviceConnection implements MailboxListener {
     if (this.#state !== 'open') return;
     if (this.#reading) {
       this.#dirty = true;
-    } else if (envelope.id <= this.#cursor) {
-      // A mailbox read that ended after this commit (and before its offer) pushed it already: commits run one
-      // at a time, so their ids only grow, and the cursor is past what was pushed.
     } else if (this.#mode === 'live' && this.#hasRoom()) {
       this.#push(envelope);
     } else {
@@ -295,7 +292,7 @@ export class DeviceConnection implements MailboxListener {
         const envelopes = await this.#deps.postOffice.read(this.#device!, this.#cursor, room);
         for (const envelope of envelopes) {
           if (this.#closed() || !this.#hasRoom()) return; // the window filled (by bytes): acks resume the reading
-          if (envelope.id > this.#cursor) this.#push(envelope);
+          this.#push(envelope);
         }
         if (envelopes.length < room && !this.#committedMeanwhile()) {
           this.#mode = 'live';
@@ -313,7 +310,13 @@ export class DeviceConnection implements MailboxListener {
     }
   }
 
+  /**
+   * Pushes `envelope`, unless it is at or below the cursor: pushed already, by
+   * a mailbox read that ended after its commit and before its live offer came
+   * (commits run one at a time, so ids only grow along a mailbox).
+   */
   #push(envelope: StoredEnvelope): void {
+    if (envelope.id <= this.#cursor) return;
     this.#inflight.set(envelope.id, envelope.body.length);
     this.#inflightBytes += envelope.body.length;
     this.#cursor = envelope.id;

@@ -12,10 +12,11 @@ import WebSocket from 'ws';
 import { encodeClientFrame, limits, type Envelope } from '@parley/protocol';
 
 import { CloseCode } from '../errors.js';
-import { MAX_ENVELOPE_BYTES } from '../limits.js';
+import { MAX_ENVELOPE_BYTES, MAX_SEND_STORED_BYTES } from '../limits.js';
 import { engineCases, useServer } from '../../../../testing/server.js';
 import { everyDevice, TestAccount, to, type Connection, type TestDevice } from '../../../../testing/device.js';
 
+const { MAX_DEVICES_PER_ACCOUNT } = limits;
 const text = (s: string) => new TextEncoder().encode(s);
 const read = (b: Uint8Array) => new TextDecoder().decode(b);
 /** The sender-key message type, as groups use it; the server does not care. */
@@ -156,6 +157,20 @@ describe.each(engineCases)('multicast on $title', (engineCase) => {
       const [envelope] = await inboxOf(device, 1);
       expect(envelope!.body).toEqual(new Uint8Array(MAX_ENVELOPE_BYTES).fill(5));
     }
+    await sender.close();
+  });
+
+  it.skipIf(!available)(`refuses a multicast that would store over MAX_SEND_STORED_BYTES (${MAX_SEND_STORED_BYTES} bytes) across its mailboxes, storing nothing`, async () => {
+    const copies = Math.floor(MAX_SEND_STORED_BYTES / MAX_ENVELOPE_BYTES) + 1; // full-size bodies: one copy too many
+    const accounts = await Promise.all(Array.from({ length: Math.ceil(copies / MAX_DEVICES_PER_ACCOUNT) }, () => account('wide', MAX_DEVICES_PER_ACCOUNT)));
+    const alice = await account('alice', 1);
+    const sender = await alice.devices[0]!.connect(suite.server.wsUrl);
+    const recipients = accounts.map((a) => everyDevice(a));
+    expect(recipients.reduce((n, r) => n + r.devices.length, 0)).toBeGreaterThanOrEqual(copies);
+    expect(await sender.multicast(TYPE, new Uint8Array(MAX_ENVELOPE_BYTES), recipients)).toMatchObject({ kind: 'refused', code: 'MESSAGE_TOO_LARGE' });
+    // The same devices take a small body, and it is all they hold: nothing of the refused one was stored.
+    expect((await sender.multicast(TYPE, text('small'), recipients)).kind).toBe('sent');
+    for (const device of [accounts[0]!.devices[0]!, accounts.at(-1)!.devices.at(-1)!]) expect((await inboxOf(device, 1)).map((e) => read(e.body))).toEqual(['small']);
     await sender.close();
   });
 

@@ -16,7 +16,7 @@ import type { DeviceMismatch, Destination, MulticastRecipient, SendRefusalCode }
 import type { DeviceIdentity } from '../auth/tokens.js';
 import type { Directory } from '../directory.js';
 import type { StoredAccount } from '../storage/accounts.js';
-import { MAX_ENVELOPE_BYTES, MAX_MAILBOX_ENVELOPES } from '../limits.js';
+import { MAX_ENVELOPE_BYTES, MAX_MAILBOX_ENVELOPES, MAX_SEND_STORED_BYTES } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from '../rateLimit.js';
@@ -112,8 +112,18 @@ export class PostOffice {
    * the order sent. It rejects only if reading an account fails.
    */
   accept(sender: Sender, destinations: readonly Destination[], answer: (outcome: SendOutcome) => void): Promise<void> | undefined {
-    if (destinations.some((d) => d.messages.some((m) => m.body.length > MAX_ENVELOPE_BYTES))) {
-      answer(refuse('MESSAGE_TOO_LARGE', `an envelope body is at most ${MAX_ENVELOPE_BYTES} bytes`));
+    let stored = 0;
+    for (const destination of destinations) {
+      for (const message of destination.messages) {
+        if (message.body.length > MAX_ENVELOPE_BYTES) {
+          answer(refuse('MESSAGE_TOO_LARGE', `an envelope body is at most ${MAX_ENVELOPE_BYTES} bytes`));
+          return undefined;
+        }
+        stored += message.body.length;
+      }
+    }
+    if (stored > MAX_SEND_STORED_BYTES) {
+      answer(refuse('MESSAGE_TOO_LARGE', `one send stores at most ${MAX_SEND_STORED_BYTES} bytes across its mailboxes, not ${stored}`));
       return undefined;
     }
     const accounts: StoredAccount[] = [];
