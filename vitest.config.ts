@@ -6,6 +6,7 @@ export default defineConfig({
     // Interop and vector suites do real work; the defaults are too tight on a 2-core machine.
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    reporters: ['default'],
+    // The watchdog turns a hang into a failure that names the file, well inside CI's limit.
+    reporters: ['default', './testing/watchdog.ts'],
   },
 });
