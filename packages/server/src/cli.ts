@@ -27,6 +27,7 @@ const USAGE = `Usage: parley-server [options]
   --log-level <level>     fatal, error, warn, info (default), debug, trace or silent
   --log-ips               include client addresses in request logs (off by default)
   --public-metrics        serve /metrics to every address, not only loopback
+  --web <dir>             serve the built web client in <dir> at / (npm start gives apps/web/dist; env PARLEY_WEB)
   -h, --help              show this help
 `;
 
@@ -55,6 +56,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
       'log-level': { type: 'string' },
       'log-ips': { type: 'boolean' },
       'public-metrics': { type: 'boolean' },
+      web: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -75,6 +77,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
   const cert = values['tls-cert'];
   const key = values['tls-key'];
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const web = values.web ?? env['PARLEY_WEB'];
   return {
     host: values.host ?? env['PARLEY_HOST'] ?? '127.0.0.1',
     port,
@@ -91,6 +94,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
     logLevel: level as LogLevel,
     logIps: values['log-ips'] === true,
     publicMetrics: values['public-metrics'] === true,
+    ...(web === undefined ? {} : { webRoot: web }),
   };
 }
 
@@ -114,8 +118,15 @@ async function main(): Promise<void> {
     return;
   }
 
-  const server = await startServer(config);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(config);
+  } catch (error) {
+    process.stderr.write(`parley-server: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
   process.stdout.write(`Parley server listening on ${server.url} (storage: ${server.database.location})\n`);
+  if (config.webRoot !== undefined) process.stdout.write(`Parley on the web: open ${server.url}/ in a browser\n`);
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -25,6 +25,7 @@ import { accountRoutes } from './http/accounts.js';
 import { authRoutes } from './http/auth.js';
 import { deviceRoutes } from './http/devices.js';
 import { keyRoutes } from './http/keys.js';
+import { loadWebApp, webAppRoutes } from './http/webApp.js';
 import {
   BUNDLE_FETCH_LIMITS,
   CHALLENGE_LIMITS,
@@ -67,6 +68,8 @@ export interface ServerConfig {
   readonly logIps: boolean;
   /** Serve /metrics to every address, not only loopback. */
   readonly publicMetrics: boolean;
+  /** A built web client (apps/web's dist folder) to serve at `/`, under a strict Content-Security-Policy. */
+  readonly webRoot?: string;
 }
 
 export interface RunningServer {
@@ -98,6 +101,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       `refusing plain HTTP on ${config.host}: give --tls-cert and --tls-key, or --allow-insecure-http behind a TLS-terminating proxy`,
     );
   }
+  const webApp = config.webRoot === undefined ? undefined : loadWebApp(config.webRoot); // a wrong folder fails before anything opens
   const log = createLogger(config.logLevel);
   const now = () => Date.now();
   const provider = createNodeProvider();
@@ -135,6 +139,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const ctx: ServerContext = { database, provider, directory, tokens, postOffice, metrics, log, now, limits };
 
   const app = buildHttp(ctx, config);
+  if (webApp !== undefined) webAppRoutes(app, webApp);
   let shuttingDown = false;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
