@@ -174,6 +174,37 @@ describe('parley, end to end', () => {
     expect((await parley(alice, '--json', 'devices', 'list')).stdout).toContain('"deviceId":2');
   });
 
+  it('link --request shows a join code on the new profile; devices approve, reading it from stdin, links it', async () => {
+    const tablet = `${alice}_tablet`;
+    const requester = spawn(process.execPath, [bin, '--profile', join(home, tablet), '--json', 'link', '--request', '--server', server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    requester.stdout.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter((l) => l.trim() !== '')));
+    const deadline = Date.now() + 30_000;
+    while (lines.length === 0) {
+      if (Date.now() > deadline) throw new Error('link --request printed no code');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const { code } = JSON.parse(lines[0]!) as { code: string };
+    expect(code).toMatch(/^parley:\/\/join\?v=1&/);
+
+    const approver = spawn(process.execPath, [bin, '--profile', join(home, alice), '--json', 'devices', 'approve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let approved = '';
+    approver.stdout.on('data', (chunk: Buffer) => (approved += chunk.toString()));
+    approver.stdin.end(`${code}\n`);
+    const [requesterExit, approverExit] = await Promise.all([new Promise((r) => requester.on('exit', r)), new Promise((r) => approver.on('exit', r))]);
+    expect([requesterExit, approverExit]).toEqual([0, 0]);
+    expect(JSON.parse(approved)).toEqual({ event: 'linked', deviceId: 3 });
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ username: alice, deviceId: 3 });
+    expect((await parley(tablet, 'inbox', bob)).stdout).toContain('me: hello from the terminal');
+
+    const noAccount = await parley(`${alice}_phone`, 'devices', 'approve', code);
+    expect(noAccount.code).toBe(1);
+    expect(noAccount.stderr).toMatch(/^parley: no account in/);
+    const linkCodeHere = await parley(alice, 'devices', 'approve', 'parley://link?v=1&server=x&c=AAAA');
+    expect(linkCodeHere.code).toBe(1);
+    expect(linkCodeHere.stderr).toBe('parley: that code is shown by a device already linked: enter it on the new device (it hands over the account)\n');
+  });
+
   it('user mistakes get one clear line and an exit code, never a stack trace', async () => {
     const unknown = await parley(alice, 'send', 'nobody_like_this', 'hi');
     expect(unknown.code).toBe(1);

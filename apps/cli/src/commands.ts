@@ -21,6 +21,8 @@ export interface Options {
   readonly unmark: boolean;
   /** `group create --members`: comma-separated usernames. */
   readonly members?: string;
+  /** `link --request`: show a join code for a device of the account to approve, instead of entering its link code. */
+  readonly request: boolean;
 }
 
 type Command = (args: string[], options: Options) => Promise<number>;
@@ -142,9 +144,9 @@ const inbox: Command = async (args, options) => {
     }
     const conversations = await client.conversations();
     const titles = new Map((await client.groups()).map((g) => [g.conversation, `# ${g.title}`]));
-    if (options.json) printJson({ conversations: conversations.map((c) => ({ username: c.username, last: messageJson(c.last) })) });
+    if (options.json) printJson({ conversations: conversations.map((c) => ({ username: c.username, last: messageJson(c.last), unread: c.unread })) });
     else if (conversations.length === 0) out('No messages yet.');
-    else for (const c of conversations) out(`${(titles.get(c.username) ?? c.username).padEnd(20)} ${formatMessage(c.last)}`);
+    else for (const c of conversations) out(`${(titles.get(c.username) ?? c.username).padEnd(20)} ${formatMessage(c.last)}${c.unread > 0 ? `  (${c.unread} unread)` : ''}`);
     return 0;
   });
 };
@@ -242,6 +244,16 @@ const devices: Command = async (args, options) => {
         else out(`Linked device ${deviceId}.`);
         return 0;
       });
+    case 'approve': {
+      if (args.length > 2) throw new UsageError('devices approve takes one code: parley devices approve CODE (or the code on standard input)');
+      const code = id ?? (await readCode('the code the new device shows'));
+      return withClient(options, async (client) => {
+        const { deviceId } = await client.approveLink(code);
+        if (options.json) printJson({ event: 'linked', deviceId });
+        else out(`Linked device ${deviceId}.`);
+        return 0;
+      });
+    }
     case 'unlink': {
       const deviceId = Number(id);
       if (!Number.isInteger(deviceId) || deviceId < 1) throw new UsageError('devices unlink needs a device id: parley devices unlink 2');
@@ -253,24 +265,46 @@ const devices: Command = async (args, options) => {
       });
     }
     default:
-      throw new UsageError(`devices takes list, link or unlink${action === undefined ? '' : `, not "${action}"`}`);
+      throw new UsageError(`devices takes list, link, approve or unlink${action === undefined ? '' : `, not "${action}"`}`);
   }
 };
 
-/** The link code from standard input: it hands over the account, so it stays out of the command line (ps, shell history). */
-async function readCode(): Promise<string> {
-  if (process.stdin.isTTY) process.stderr.write('Paste the link code your other device shows, then press Enter: ');
+/**
+ * A code from standard input (`what` names it in the prompt). A link code
+ * hands over the account, so it stays out of the command line (ps, shell
+ * history).
+ */
+async function readCode(what: string): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write(`Paste ${what}, then press Enter: `);
   for await (const line of createInterface({ input: process.stdin, terminal: false })) {
     if (line.trim() !== '') return line.trim();
   }
-  throw new UsageError('no link code on standard input');
+  throw new UsageError('no code on standard input');
+}
+
+/** `link --request`: shows a join code and waits until a device of the account approves it. */
+async function requestLink(options: Options): Promise<ParleyClient> {
+  if (options.server === undefined) throw new UsageError('link --request needs the account\'s server: parley link --request --server URL');
+  const request = await ParleyClient.requestLink(nodePlatform(options.profile), options.server);
+  if (options.json) printJson({ event: 'code', code: request.code });
+  else {
+    out('On a device already linked to your account, run `parley devices approve` and paste this code (or scan it):\n');
+    out(`  ${request.code}\n`);
+    out(await QRCode.toString(request.code, { type: 'terminal', small: true }));
+    out('Waiting for approval…');
+  }
+  return request.done;
 }
 
 const link: Command = async (args, options) => {
   if (args.length > 0) throw new UsageError('link reads the code from standard input, not the command line (it would stay in your shell history)');
-  const code = await readCode();
-  if (!options.json) out('Linking… (your other device shows its progress too)');
-  const client = await ParleyClient.link(nodePlatform(options.profile), code);
+  let client: ParleyClient;
+  if (options.request) client = await requestLink(options);
+  else {
+    const code = await readCode('the link code your other device shows');
+    if (!options.json) out('Linking… (your other device shows its progress too)');
+    client = await ParleyClient.link(nodePlatform(options.profile), code);
+  }
   try {
     const messages = (await client.conversations()).length;
     if (options.json) printJson({ username: client.username, deviceId: client.deviceId, server: client.serverUrl, conversations: messages });

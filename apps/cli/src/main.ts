@@ -17,6 +17,7 @@ const USAGE = `Usage: parley [--profile DIR] [--json] <command>
 Commands:
   init --server URL --name NAME   create an account on a server, with this profile as its first device
   link                            join an account as a new device: paste the code its device shows
+  link --request --server URL     join an account as a new device: show a code for one of its devices to approve
   whoami                          this profile's account, device and server
   send USER TEXT                  send a message (the rest of the line is the text)
   inbox [USER]                    fetch new messages; list conversations, or show one
@@ -24,6 +25,7 @@ Commands:
   verify USER [--mark|--unmark]   show the safety number (and its QR code); --mark after comparing it
   devices list                    this account's devices
   devices link                    show a code (and QR code) that links a new device
+  devices approve [CODE]          link the new device that shows CODE (read from stdin if omitted)
   devices unlink ID               remove a device from the account
   group create TITLE --members U1,U2   create a group, with you as its admin
   group list                      your groups
@@ -55,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       mark: { type: 'boolean' },
       unmark: { type: 'boolean' },
       members: { type: 'string' },
+      request: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -73,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
     mark: values.mark === true,
     unmark: values.unmark === true,
     ...(values.members === undefined ? {} : { members: values.members }),
+    request: values.request === true,
   };
   return command(args, options);
 }

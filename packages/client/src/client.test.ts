@@ -115,6 +115,51 @@ describe('two people, one device each', () => {
     await alice.verify(bob.username);
     expect((await alice.safetyNumber(bob.username)).verified).toBe(true);
   });
+
+  it('a key change sets keyChanged (and blocked, if verified); verifying clears both, dismissing clears keyChanged only', async () => {
+    const { client: alice } = await person('alice');
+    const { client: bob } = await person('bob');
+    expect(await alice.contact(bob.username)).toBeUndefined(); // the local store only: nothing fetched
+    await alice.sendText(bob.username, 'hi');
+    expect(await alice.contact(bob.username)).toEqual({ username: bob.username, verified: false, blocked: false, keyChanged: false });
+    await alice.verify(bob.username);
+    await bob.close();
+
+    await swapIdentity(bob.username);
+    await alice.refreshContact(bob.username);
+    expect(await alice.contact(bob.username.toUpperCase())).toEqual({ username: bob.username, verified: false, blocked: true, keyChanged: true });
+    await alice.verify(bob.username);
+    expect(await alice.contact(bob.username)).toEqual({ username: bob.username, verified: true, blocked: false, keyChanged: false });
+
+    await swapIdentity(bob.username);
+    await alice.refreshContact(bob.username);
+    expect(await alice.contact(bob.username)).toMatchObject({ blocked: true, keyChanged: true });
+    await alice.dismissKeyChange(bob.username);
+    expect(await alice.contact(bob.username)).toEqual({ username: bob.username, verified: false, blocked: true, keyChanged: false });
+  });
+
+  it('conversations count unread incoming texts, for people and groups; markRead and markGroupRead clear them', async () => {
+    const { client: alice } = await person('alice');
+    const { client: bob } = await person('bob');
+    await alice.sendText(bob.username, 'one');
+    await alice.sendText(bob.username, 'two');
+    await eventually('bob has both texts', async () => (await texts(bob, alice.username)).length === 2);
+    expect((await bob.conversations()).map((c) => [c.username, c.last.body, c.unread])).toEqual([[alice.username, 'two', 2]]);
+    expect((await alice.conversations()).map((c) => c.unread)).toEqual([0]); // outgoing texts are never unread
+
+    const group = await alice.createGroup('Lunch', [bob.username]);
+    await alice.sendGroupText(group.id, 'noon?');
+    await eventually('bob has the group text', async () => (await bob.groupConversation(group.id)).some((m) => m.body === 'noon?'));
+    const summaries = await bob.conversations();
+    expect(summaries.find((c) => c.username === group.conversation)?.unread).toBe(1); // the roster notice is not counted
+    expect(summaries.find((c) => c.username === alice.username)?.unread).toBe(2);
+
+    expect(await bob.markRead(alice.username)).toBe(2);
+    expect(await bob.markGroupRead(group.id)).toBe(1);
+    expect(await bob.markGroupRead(group.id)).toBe(0);
+    expect((await bob.conversations()).map((c) => c.unread)).toEqual([0, 0]);
+    expect((await bob.groupConversation(group.id)).find((m) => m.body === 'noon?')?.status).toBe('read');
+  });
 });
 
 describe('keys', () => {

@@ -23,7 +23,7 @@ import { changeGroup, createGroup, flushResyncs } from './groups/changes.js';
 import { getGroup, groupMembers, listGroups, type GroupEdit, type GroupInfo, type GroupMemberDetails } from './groups/groups.js';
 import { sendGroupText } from './groups/messages.js';
 import { groupConversation } from './groups/state.js';
-import { joinAccount, offerLink, removeDevice, type HistoryWindow, type PendingLink } from './devices.js';
+import { approveJoin, joinAccount, offerLink, removeDevice, requestJoin, type HistoryWindow, type LinkRequest, type PendingLink } from './devices.js';
 import { loadContact, saveContact } from './protocolStores.js';
 import { receive } from './receiver.js';
 import { answerResendRequests, countUndecryptable, pruneSeen, pruneSent, recordSent, requestResend, UNDECRYPTABLE_GRACE_MS } from './recovery.js';
@@ -97,6 +97,9 @@ function usableUntil(store: KeyValueStore, closed: () => boolean): KeyValueStore
  * it unacknowledged, to come again on a new connection.
  */
 const PERMANENT_FAILURES: ReadonlySet<string> = new Set(['UNKNOWN_USER', 'INVALID_DEVICE_LIST']);
+
+/** An incoming text the user has not read yet (notices are never counted). */
+const isUnread = (m: StoredMessage) => m.direction === 'incoming' && m.kind === 'text' && m.status === 'received';
 
 /** Conversations are listed newest first, at most this many messages each unless asked. */
 const DEFAULT_HISTORY = 50;
@@ -209,7 +212,7 @@ export class ParleyClient {
    * window of message history arrive end to end encrypted; this device then
    * signs itself into the device list and registers. Resolves with the new
    * device's client, its store filled.
-   * @throws ClientError `INVALID_ARGUMENT` (not a link code), `ACCOUNT_EXISTS`, `NETWORK`, `BAD_RESPONSE`, `SERVER`.
+   * @throws ClientError `INVALID_ARGUMENT` (not a link code; a join code is refused saying where it belongs), `ACCOUNT_EXISTS`, `NETWORK`, `BAD_RESPONSE`, `SERVER`.
    */
   static async link(platform: Platform, linkCode: string): Promise<ParleyClient> {
     if ((await platform.store.get('local', 'device')) !== undefined) {
@@ -219,6 +222,39 @@ export class ParleyClient {
     const client = new ParleyClient(platform, api, local);
     await client.#maintainKeysOrWarn();
     return client;
+  }
+
+  /**
+   * Asks to join an account as a new device, Signal's way round: opens a
+   * linking channel on `serverUrl` and returns the join code to show (as text
+   * or QR code) to a device already in the account, which approves it with
+   * `approveLink`. `done` then resolves with this device's client, as `link`
+   * would; show the user which account it joined.
+   * @throws ClientError `ACCOUNT_EXISTS`, `NETWORK` if the relay cannot be reached; `done` rejects as `link` does.
+   */
+  static async requestLink(platform: Platform, serverUrl: string): Promise<LinkRequest> {
+    if ((await platform.store.get('local', 'device')) !== undefined) {
+      throw new ClientError('ACCOUNT_EXISTS', 'this profile already holds an account');
+    }
+    const { code, joined, cancel } = await requestJoin(platform, serverUrl);
+    const done = joined.then(async ({ api, local }) => {
+      const client = new ParleyClient(platform, api, local);
+      await client.#maintainKeysOrWarn();
+      return client;
+    });
+    return { code, done, cancel };
+  }
+
+  /**
+   * Approves a new device that shows a join code (`requestLink`): joins its
+   * channel and gives it the account, as `startLink` does, with recent
+   * history within `window`. Resolves once the new device has joined.
+   * @throws ClientError `INVALID_ARGUMENT` (not a join code), `NETWORK`, `BAD_RESPONSE`, `INVALID_DEVICE_LIST`, `SERVER`.
+   */
+  async approveLink(code: string, window: HistoryWindow = {}): Promise<{ deviceId: number }> {
+    const deviceId = await approveJoin(this.#ctx, this.#webSocket, code, window);
+    await this.devices(); // the new list, verified, and the `devices` event
+    return { deviceId };
   }
 
   /**
@@ -404,6 +440,19 @@ export class ParleyClient {
     return entries.map(([, bytes]) => parse<StoredMessage>(bytes)).reverse();
   }
 
+  /**
+   * Marks a group's incoming texts read on this device, and returns how many
+   * were unread. Groups have no read receipts yet: their authors are not
+   * told, and this account's other devices keep their own counts.
+   */
+  async markGroupRead(groupId: string): Promise<number> {
+    return this.#ctx.exclusive(async () => {
+      const unread = (await this.#ctx.store.list('message', `${groupConversation(groupId)}/`)).map(([, bytes]) => parse<StoredMessage>(bytes)).filter(isUnread);
+      if (unread.length > 0) await this.#ctx.store.write(unread.map((m) => ({ ns: 'message', key: messageKey(m), value: json({ ...m, status: 'read' }) })));
+      return unread.length;
+    });
+  }
+
   async #changeGroup(groupId: string, edit: GroupEdit): Promise<GroupInfo> {
     this.connect();
     return changeGroup(this.#ctx, groupId, edit);
@@ -412,7 +461,7 @@ export class ParleyClient {
   /** Tells `username` that their messages up to now have been read, and marks them read here. */
   async markRead(username: string): Promise<number> {
     username = canonical(username);
-    const unread = (await this.conversation(username, Number.MAX_SAFE_INTEGER)).filter((m) => m.direction === 'incoming' && m.kind === 'text' && m.status === 'received');
+    const unread = (await this.conversation(username, Number.MAX_SAFE_INTEGER)).filter(isUnread);
     for (let start = 0; start < unread.length; start += MAX_RECEIPT_IDS) {
       const batch = unread.slice(start, start + MAX_RECEIPT_IDS);
       await this.#sendContent(username, { kind: 'receipt', sentAt: this.#ctx.now(), receipt: 'read', messages: batch.map((m) => m.sentAt) });
@@ -432,15 +481,24 @@ export class ParleyClient {
     return entries.map(([, bytes]) => parse<StoredMessage>(bytes)).reverse();
   }
 
-  /** Every conversation, with its last message, newest first. */
-  async conversations(): Promise<{ username: string; last: StoredMessage }[]> {
-    const last = new Map<string, StoredMessage>();
+  /**
+   * Every conversation, with its last message and how many incoming texts
+   * are unread, newest first. Groups are listed under their conversation id
+   * (`groupConversation(groupId)`, `group:<hex>`).
+   */
+  async conversations(): Promise<{ username: string; last: StoredMessage; unread: number }[]> {
+    const summaries = new Map<string, { username: string; last: StoredMessage; unread: number }>();
     for (const [, bytes] of await this.#ctx.store.list('message', '')) {
       const m = parse<StoredMessage>(bytes);
-      const previous = last.get(m.conversation);
-      if (previous === undefined || previous.sentAt <= m.sentAt) last.set(m.conversation, m);
+      const summary = summaries.get(m.conversation);
+      const unread = isUnread(m) ? 1 : 0;
+      if (summary === undefined) summaries.set(m.conversation, { username: m.conversation, last: m, unread });
+      else {
+        if (summary.last.sentAt <= m.sentAt) summary.last = m;
+        summary.unread += unread;
+      }
     }
-    return [...last].map(([username, m]) => ({ username, last: m })).sort((a, b) => b.last.sentAt - a.last.sentAt);
+    return [...summaries.values()].sort((a, b) => b.last.sentAt - a.last.sentAt);
   }
 
   /** The safety number with `username` (fetching their identity key if it is not known yet). */
@@ -472,6 +530,35 @@ export class ParleyClient {
   /** Clears the verified mark of `username`. */
   async unverify(username: string): Promise<void> {
     await this.#setTrust(username, false);
+  }
+
+  /**
+   * What this device knows of `username`'s trust, from the local store only
+   * (no network): verified, blocked (the key changed while verified, so
+   * sending waits for a new verification), and keyChanged (a change not yet
+   * verified or dismissed, for a banner). Undefined for an account this
+   * device has never heard of.
+   * @throws ClientError `INVALID_ARGUMENT` for a username that cannot exist.
+   */
+  async contact(username: string): Promise<{ username: string; verified: boolean; blocked: boolean; keyChanged: boolean } | undefined> {
+    const contact = await loadContact(new Transaction(this.#ctx.store), canonical(username));
+    if (contact === undefined) return undefined;
+    return { username: contact.username, verified: contact.verified, blocked: contact.blocked, keyChanged: contact.keyChanged };
+  }
+
+  /**
+   * Dismisses the news that `username`'s key changed (clears `keyChanged`),
+   * leaving them unverified; a block on sending stays until `verify`.
+   */
+  async dismissKeyChange(username: string): Promise<void> {
+    const name = canonical(username);
+    await this.#ctx.exclusive(async () => {
+      const tx = new Transaction(this.#ctx.store);
+      const contact = await loadContact(tx, name);
+      if (contact === undefined || !contact.keyChanged) return;
+      saveContact(tx, { ...contact, keyChanged: false });
+      await tx.commit();
+    });
   }
 
   /** The devices of this account, from its verified device list. */
@@ -541,8 +628,8 @@ export class ParleyClient {
       const tx = new Transaction(this.#ctx.store);
       const contact = await loadContact(tx, canonical(username));
       if (contact === undefined) return;
-      // Verifying lifts a block after a key change; unverifying does not.
-      saveContact(tx, { ...contact, verified, blocked: verified ? false : contact.blocked });
+      // Verifying lifts a block after a key change, and settles the change; unverifying does neither.
+      saveContact(tx, { ...contact, verified, blocked: verified ? false : contact.blocked, keyChanged: verified ? false : contact.keyChanged });
       await tx.commit();
     });
   }

@@ -69,7 +69,8 @@ export function addNotice(ctx: Context, tx: Transaction, conversation: string, b
 
 /**
  * Records `identityKey` as `username`'s key. A change is recorded with a
- * notice and drops every session with the account; its events (the notice and
+ * notice, marks the contact `keyChanged` (and `blocked` if it was verified)
+ * and drops every session with the account; its events (the notice and
  * `identityChange`) are pushed to `after`, to emit once the transaction commits.
  */
 export async function noteIdentity(
@@ -86,6 +87,7 @@ export async function noteIdentity(
     identityKey: toBase64(identityKey),
     verified: false,
     blocked: known !== undefined && (known.verified || known.blocked),
+    keyChanged: known !== undefined,
     deviceListVersion: 0,
     devices: [],
   };

@@ -1,18 +1,19 @@
 /**
- * This account's devices: joining an account as a new device, offering a
- * link from a device already in it, and removing a device. The channel itself
- * (code, keys, relay) is in linking.ts.
+ * This account's devices: linking a new device, either way round (the
+ * existing device shows a link code the new one enters, or the new device
+ * shows a join code an existing one approves), and removing a device. Each
+ * side's work once the channel key is agreed is one function, used both ways
+ * round; the channel itself (codes, keys, relay) is in linking.ts.
  */
-import type { SecretBytes } from '@parley/crypto';
 import { fromUtf8, signDeviceList, utf8 } from '@parley/protocol';
 
 import { newDeviceKeys, saveLocal, storeKyberPreKey, storeSignedPreKey } from './account.js';
 import { ServerApi } from './api.js';
-import type { Platform } from './client.js';
+import type { ParleyClient, Platform } from './client.js';
 import { ownDeviceList, verifiedDeviceList } from './contacts.js';
 import type { Context } from './context.js';
 import { ClientError } from './errors.js';
-import { channelKey, decodeProvision, encodeProvision, formatLinkCode, open, parseLinkCode, RelaySocket, seal } from './linking.js';
+import { closeChannel, createChannel, decodeProvision, encodeProvision, joinChannel, open, parseLinkCode, seal, type Channel } from './linking.js';
 import { saveContact } from './protocolStores.js';
 import { Transaction } from './store/kv.js';
 import { json, messageKey, parse, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
@@ -38,71 +39,138 @@ export interface PendingLink {
   cancel(): void;
 }
 
-/**
- * The new device's side: receives the account over the channel the code
- * names, signs itself into the device list, registers, and stores what it
- * was given. Returns its server API (signed in) and local device.
- */
-export async function joinAccount(platform: Platform, linkCode: string): Promise<{ api: ServerApi; local: LocalDevice }> {
-  const code = parseLinkCode(linkCode);
-  const { provider } = platform;
-  const now = platform.now ?? Date.now;
-  const relay = await RelaySocket.open(platform.webSocket, code.serverUrl);
-  let key: SecretBytes | undefined;
-  try {
-    relay.send({ kind: 'join', address: code.address });
-    await relay.next('joined');
-    const ephemeral = await provider.x25519GenerateKeyPair();
-    relay.send({ kind: 'message', body: ephemeral.publicKey });
-    key = await channelKey(provider, ephemeral.privateKey, code.publicKey, code);
-    const sealed = await open(provider, key, code.address, 'to-new-device', (await relay.next('message')).body);
-    const provision = decodeProvision(sealed);
-    sealed.fill(0); // it held the identity private key, now copied into `provision`
+/** A link in progress on a new device that shows its code, waiting for a device of the account to approve it. */
+export interface LinkRequest {
+  /** The join code, to show as text or QR code to a device already linked. */
+  readonly code: string;
+  /** Resolves with this device's client once a device of the account has approved it and it has joined. */
+  readonly done: Promise<ParleyClient>;
+  cancel(): void;
+}
 
-    const api = new ServerApi(code.serverUrl, provider, now);
-    const list = await verifiedDeviceList(provider, provision.username, provision.identity.publicKey, provision.deviceList);
-    const keys = await newDeviceKeys(provider, provision.identity, now());
-    const deviceList = await signDeviceList(provider, provision.identity, {
-      username: provision.username,
-      version: list.version + 1,
-      devices: [...list.devices, { deviceId: provision.deviceId, registrationId: keys.registrationId, authKey: keys.auth.publicKey }],
-    });
-    await api.completeLink({
-      linkToken: fromUtf8(provision.linkToken, 'link token'),
-      deviceList,
-      signedPreKey: keys.signedPreKey,
-      kyberLastResortKey: keys.lastResort,
-    });
-    const local: LocalDevice = {
-      username: provision.username,
-      deviceId: provision.deviceId,
-      registrationId: keys.registrationId,
-      serverUrl: api.baseUrl,
-      identity: provision.identity,
-      auth: keys.auth,
-      nextPreKeyId: 2,
-      signedPreKeyId: 1,
-      signedPreKeyAt: now(),
-      lastResortCount: 1,
-    };
-    const tx = new Transaction(platform.store);
-    saveLocal(tx, local);
-    storeSignedPreKey(tx, keys.signedPreKey);
-    storeKyberPreKey(tx, keys.lastResort);
-    for (const contact of parse<Contact[]>(provision.contacts)) {
-      // Trust carries over; device lists are fetched afresh, and sessions are this device's own to make.
-      if (contact.username !== provision.username) saveContact(tx, { ...contact, deviceListVersion: 0, devices: [] });
-    }
-    for (const message of parse<StoredMessage[]>(provision.history)) tx.put('message', messageKey(message), json(message));
-    await tx.commit();
-    relay.send({ kind: 'message', body: await seal(provider, key, code.address, 'to-existing-device', utf8(JSON.stringify({ deviceId: local.deviceId }))) });
-    api.signInAs(local);
-    return { api, local };
-  } finally {
-    key?.wipe();
-    code.secret.fill(0);
-    relay.close();
+/** The new device's account, once it has joined: its server API (signed in) and local device. */
+interface Joined {
+  readonly api: ServerApi;
+  readonly local: LocalDevice;
+}
+
+/**
+ * The new device's side, once the channel key is agreed: receives the
+ * account, signs itself into the device list, registers, stores what it was
+ * given, and tells the existing device its id.
+ * @throws ClientError `BAD_RESPONSE` (a tampered channel), `INVALID_DEVICE_LIST`, `SERVER`, `NETWORK`.
+ */
+async function acceptProvision(platform: Platform, serverUrl: string, channel: Channel): Promise<Joined> {
+  const { provider } = platform;
+  const { relay, key, address } = channel;
+  const now = platform.now ?? Date.now;
+  const sealed = await open(provider, key, address, 'to-new-device', (await relay.next('message')).body);
+  const provision = decodeProvision(sealed);
+  sealed.fill(0); // it held the identity private key, now copied into `provision`
+
+  const api = new ServerApi(serverUrl, provider, now);
+  const list = await verifiedDeviceList(provider, provision.username, provision.identity.publicKey, provision.deviceList);
+  const keys = await newDeviceKeys(provider, provision.identity, now());
+  const deviceList = await signDeviceList(provider, provision.identity, {
+    username: provision.username,
+    version: list.version + 1,
+    devices: [...list.devices, { deviceId: provision.deviceId, registrationId: keys.registrationId, authKey: keys.auth.publicKey }],
+  });
+  await api.completeLink({
+    linkToken: fromUtf8(provision.linkToken, 'link token'),
+    deviceList,
+    signedPreKey: keys.signedPreKey,
+    kyberLastResortKey: keys.lastResort,
+  });
+  const local: LocalDevice = {
+    username: provision.username,
+    deviceId: provision.deviceId,
+    registrationId: keys.registrationId,
+    serverUrl: api.baseUrl,
+    identity: provision.identity,
+    auth: keys.auth,
+    nextPreKeyId: 2,
+    signedPreKeyId: 1,
+    signedPreKeyAt: now(),
+    lastResortCount: 1,
+  };
+  const tx = new Transaction(platform.store);
+  saveLocal(tx, local);
+  storeSignedPreKey(tx, keys.signedPreKey);
+  storeKyberPreKey(tx, keys.lastResort);
+  for (const contact of parse<Contact[]>(provision.contacts)) {
+    // Trust carries over; device lists are fetched afresh, and sessions are this device's own to make.
+    if (contact.username !== provision.username) saveContact(tx, { ...contact, deviceListVersion: 0, devices: [] });
   }
+  for (const message of parse<StoredMessage[]>(provision.history)) tx.put('message', messageKey(message), json(message));
+  await tx.commit();
+  relay.send({ kind: 'message', body: await seal(provider, key, address, 'to-existing-device', utf8(JSON.stringify({ deviceId: local.deviceId }))) });
+  api.signInAs(local);
+  return { api, local };
+}
+
+/**
+ * The existing device's side, once the channel key is agreed: asks the
+ * server for a link token, sends the account (with history within `window`)
+ * and returns the new device's id once the new device reports it has joined.
+ * @throws ClientError `BAD_RESPONSE` (a tampered channel, or another device id), `INVALID_DEVICE_LIST`, `SERVER`, `NETWORK`.
+ */
+async function sendProvision(ctx: Context, channel: Channel, window: HistoryWindow): Promise<number> {
+  const { provider, api } = ctx;
+  const { relay, key, address } = channel;
+  const grant = await api.linkToken();
+  const { signed } = await ownDeviceList(ctx);
+  const provision = encodeProvision({
+    username: ctx.local.username,
+    identity: ctx.local.identity,
+    deviceId: grant.deviceId,
+    linkToken: utf8(grant.linkToken),
+    deviceList: signed,
+    contacts: json((await ctx.store.list('contact', '')).map(([, bytes]) => parse<Contact>(bytes))),
+    history: await history(ctx, window),
+  });
+  relay.send({ kind: 'message', body: await seal(provider, key, address, 'to-new-device', provision) });
+  provision.fill(0);
+  const answer = parse<{ deviceId?: unknown }>(await open(provider, key, address, 'to-existing-device', (await relay.next('message')).body));
+  if (answer.deviceId !== grant.deviceId) throw new ClientError('BAD_RESPONSE', 'the new device reports another device id than the one it was given');
+  return grant.deviceId;
+}
+
+/**
+ * The new device enters the link code an existing device shows: joins its
+ * channel and receives the account.
+ * @throws ClientError `INVALID_ARGUMENT` (not a link code), and as `acceptProvision`.
+ */
+export async function joinAccount(platform: Platform, linkCode: string): Promise<Joined> {
+  const code = parseLinkCode(linkCode, 'link');
+  const channel = await joinChannel(platform.provider, platform.webSocket, code);
+  try {
+    return await acceptProvision(platform, code.serverUrl, channel);
+  } finally {
+    closeChannel(channel);
+  }
+}
+
+/**
+ * The new device shows a join code: opens a channel on `serverUrl`, and
+ * `joined` receives the account once an existing device approves the code.
+ * @throws ClientError `NETWORK` if the relay cannot be reached.
+ */
+export async function requestJoin(platform: Platform, serverUrl: string): Promise<{ readonly code: string; readonly joined: Promise<Joined>; readonly cancel: () => void }> {
+  const { baseUrl } = new ServerApi(serverUrl, platform.provider);
+  const { code, relay, agree } = await createChannel(platform.provider, platform.webSocket, baseUrl, 'join');
+  const joined = (async () => {
+    const channel = await agree().catch((error: unknown) => {
+      relay.close();
+      throw error;
+    });
+    try {
+      return await acceptProvision(platform, baseUrl, channel);
+    } finally {
+      closeChannel(channel);
+    }
+  })();
+  return { code, joined, cancel: () => { relay.close(); } };
 }
 
 /** History in one provisioning message stays under this, leaving room for the keys and contacts (the relay takes 4 MiB). */
@@ -121,45 +189,41 @@ async function history(ctx: Context, window: HistoryWindow): Promise<Uint8Array>
   return encoded;
 }
 
-/** The existing device's side: opens a channel and serves the new device once it joins. */
+/** The existing device shows a link code: opens a channel and serves the new device once it joins. */
 export async function offerLink(ctx: Context, webSocket: WebSocketFactory, window: HistoryWindow, joined: () => Promise<void>): Promise<PendingLink> {
-  const { provider, api } = ctx;
-  const relay = await RelaySocket.open(webSocket, api.baseUrl);
-  relay.send({ kind: 'create' });
-  const { address } = await relay.next('address');
-  const ephemeral = await provider.x25519GenerateKeyPair();
-  const secret = provider.randomBytes(32);
-  const code = formatLinkCode({ serverUrl: api.baseUrl, address, publicKey: ephemeral.publicKey, secret });
+  const { code, relay, agree } = await createChannel(ctx.provider, webSocket, ctx.api.baseUrl, 'link');
   const done = (async () => {
-    let key: SecretBytes | undefined;
-    try {
-      await relay.next('joined');
-      const theirs = (await relay.next('message')).body;
-      key = await channelKey(provider, ephemeral.privateKey, theirs, { secret, address });
-      const grant = await api.linkToken();
-      const { signed } = await ownDeviceList(ctx);
-      const provision = encodeProvision({
-        username: ctx.local.username,
-        identity: ctx.local.identity,
-        deviceId: grant.deviceId,
-        linkToken: utf8(grant.linkToken),
-        deviceList: signed,
-        contacts: json((await ctx.store.list('contact', '')).map(([, bytes]) => parse<Contact>(bytes))),
-        history: await history(ctx, window),
-      });
-      relay.send({ kind: 'message', body: await seal(provider, key, address, 'to-new-device', provision) });
-      provision.fill(0);
-      const answer = parse<{ deviceId?: unknown }>(await open(provider, key, address, 'to-existing-device', (await relay.next('message')).body));
-      if (answer.deviceId !== grant.deviceId) throw new ClientError('BAD_RESPONSE', 'the new device reports another device id than the one it was given');
-      await joined();
-      return { deviceId: grant.deviceId };
-    } finally {
-      key?.wipe();
-      secret.fill(0);
+    const channel = await agree().catch((error: unknown) => {
       relay.close();
+      throw error;
+    });
+    try {
+      const deviceId = await sendProvision(ctx, channel, window);
+      await joined();
+      return { deviceId };
+    } finally {
+      closeChannel(channel);
     }
   })();
   return { code, done, cancel: () => { relay.close(); } };
+}
+
+/**
+ * The existing device approves the join code a new device shows: joins its
+ * channel and sends it the account. Returns the new device's id.
+ * @throws ClientError `INVALID_ARGUMENT` (not a join code), and as `sendProvision`.
+ */
+export async function approveJoin(ctx: Context, webSocket: WebSocketFactory, joinCode: string, window: HistoryWindow): Promise<number> {
+  // The channel is on the server the new device named, which may reach this
+  // account's server by another address (a proxy, say). A device on another
+  // server entirely is refused there when it completes the link.
+  const code = parseLinkCode(joinCode, 'join');
+  const channel = await joinChannel(ctx.provider, webSocket, code);
+  try {
+    return await sendProvision(ctx, channel, window);
+  } finally {
+    closeChannel(channel);
+  }
 }
 
 /** Signs the device list without `deviceId` and has the server remove the device. */

@@ -3,7 +3,7 @@
  * `@parley/client/node` supplies Node's crypto, SQLite store and WebSocket.
  */
 export { ParleyClient, type Platform, type SafetyNumber } from './client.js';
-export { DEFAULT_HISTORY_WINDOW, type HistoryWindow, type PendingLink } from './devices.js';
+export { DEFAULT_HISTORY_WINDOW, type HistoryWindow, type LinkRequest, type PendingLink } from './devices.js';
 export type { ClientEvents } from './context.js';
 export { ClientError, isClientError, type ClientErrorCode } from './errors.js';
 export { CONTENT_VERSION, decodeContent, encodeContent, type Content } from './content.js';

@@ -1,31 +1,40 @@
 /**
  * Linking a new device, end to end through the server's provisioning relay
- * (docs/API.md, `/v1/provisioning`), as Signal links devices:
+ * (docs/API.md, `/v1/provisioning`). Either device may show the code: the
+ * one that shows it creates the relay channel, the other joins it.
  *
- *   existing device                    relay                     new device
+ *   creator (shows the code)           relay                     joiner (reads it)
  *   create ──────────────────────────►
  *          ◄──────────────── address A
- *   shows the link code: server URL, A, its ephemeral key EA, a secret S
+ *   shows the code: server URL, A, its ephemeral key EC, a secret S
  *                                                  ◄──────────── join A (scanned)
  *          ◄──── joined ─────────────────────────── joined ────►
- *          ◄──────────────────────────────────────────────────── EB
- *   K = HKDF(X25519(EA, EB), salt S, "Parley provisioning v1" ‖ A)
+ *          ◄──────────────────────────────────────────────────── EJ
+ *   K = HKDF(X25519(EC, EJ), salt S, "Parley provisioning v1" ‖ A)
+ *
+ * Then, whichever of the two is which, over the channel:
+ *
+ *   existing device                                              new device
  *   seal_K(identity key pair, username, link token + device id,
  *          signed device list, contacts, history) ─────────────►
  *   (each sealed message binds A and its direction into its AAD)
  *                                                    signs the device list with itself added, links
  *          ◄──────────────────────────────────────────── seal_K(done)
  *
- * The server relays EB and the sealed messages but never sees S, which only
- * the link code carries (shown on one screen, read by the other), so it can
- * neither read the identity key nor stand in for the new device. The history
+ * Two ways round, two kinds of code, so that neither is entered where the
+ * other belongs:
+ *
+ *   parley://link?…  shown by an existing device (`startLink`), entered on the new one (`link`);
+ *   parley://join?…  shown by the new device (`requestLink`, Signal's way), approved on an
+ *                    existing one (`approveLink`).
+ *
+ * The server relays EJ and the sealed messages but never sees S, which only
+ * the code carries (shown on one screen, read by the other), so it can
+ * neither read the identity key nor stand in for either device. The history
  * window gives the new device recent conversations, the pain point of new
  * devices in other messengers.
  */
-import type { CryptoProvider } from '@parley/crypto';
-import {
-  concatBytes,
-} from '@parley/crypto';
+import { concatBytes, type CryptoProvider, type SecretBytes } from '@parley/crypto';
 import {
   decodeProvisioningServerFrame,
   deserializeIdentityKeyPair,
@@ -51,41 +60,64 @@ const NONCE_BYTES = 12;
 /** How long either side waits for the other at each step. */
 export const LINK_STEP_TIMEOUT_MS = 5 * 60_000;
 
-/** What the link code carries. */
+/**
+ * Which device shows a code: `link` codes are shown by a device already in
+ * the account (and hand the account over to whoever enters them), `join`
+ * codes by a new device waiting to be approved.
+ */
+export type LinkCodeKind = 'link' | 'join';
+
+/** What a code carries: where the channel is, and the creator's half of its key. */
 export interface LinkCode {
+  readonly kind: LinkCodeKind;
   readonly serverUrl: string;
   readonly address: Uint8Array;
   readonly publicKey: Uint8Array;
   readonly secret: Uint8Array;
 }
 
-/** `parley://link?v=1&server=…&c=base64url(address ‖ EA ‖ S)` */
+/** Address (16 bytes) ‖ the creator's public key (32) ‖ the secret (32). */
+const CODE_PAYLOAD_BYTES = 16 + 32 + 32;
+
+/** What to do with a code of this kind, said to whoever entered it where the other kind belongs. */
+const WRONG_KIND: Record<LinkCodeKind, string> = {
+  link: 'that code is shown by a device already linked: enter it on the new device (it hands over the account)',
+  join: 'that code is shown by a new device: approve it from a device already linked to the account',
+};
+
+/** `parley://<kind>?v=1&server=…&c=base64url(address ‖ creator's public key ‖ secret)` */
 export function formatLinkCode(code: LinkCode): string {
   const payload = toBase64Url(concatBytes(code.address, code.publicKey, code.secret));
-  return `parley://link?v=${LINK_VERSION}&server=${encodeURIComponent(code.serverUrl)}&c=${payload}`;
+  return `parley://${code.kind}?v=${LINK_VERSION}&server=${encodeURIComponent(code.serverUrl)}&c=${payload}`;
 }
 
-/** @throws ClientError `INVALID_ARGUMENT` for anything but a link code of this version. */
-export function parseLinkCode(text: string): LinkCode {
-  const bad = () => new ClientError('INVALID_ARGUMENT', 'that is not a Parley link code (it starts with parley://link)');
+/**
+ * Parses a code of the kind `expected`.
+ * @throws ClientError `INVALID_ARGUMENT` for anything but a code of this kind and version, saying so when it is a code of the other kind.
+ */
+export function parseLinkCode(text: string, expected: LinkCodeKind): LinkCode {
+  const bad = () => new ClientError('INVALID_ARGUMENT', `that is not a Parley ${expected} code (it starts with parley://${expected})`);
   let url: URL;
   try {
     url = new URL(text.trim());
   } catch {
     throw bad();
   }
+  const kind = url.hostname;
+  if (url.protocol !== 'parley:' || (kind !== 'link' && kind !== 'join')) throw bad();
+  if (kind !== expected) throw new ClientError('INVALID_ARGUMENT', WRONG_KIND[kind]);
   const server = url.searchParams.get('server');
   const payload = url.searchParams.get('c');
-  if (url.protocol !== 'parley:' || server === null || payload === null) throw bad();
-  if (url.searchParams.get('v') !== String(LINK_VERSION)) throw new ClientError('INVALID_ARGUMENT', 'this link code is from another version of Parley');
+  if (server === null || payload === null) throw bad();
+  if (url.searchParams.get('v') !== String(LINK_VERSION)) throw new ClientError('INVALID_ARGUMENT', `this ${kind} code is from another version of Parley`);
   let bytes: Uint8Array;
   try {
     bytes = fromBase64(payload);
   } catch {
     throw bad();
   }
-  if (bytes.length !== 16 + 32 + 32) throw bad();
-  return { serverUrl: server, address: bytes.slice(0, 16), publicKey: bytes.slice(16, 48), secret: bytes.slice(48) };
+  if (bytes.length !== CODE_PAYLOAD_BYTES) throw bad();
+  return { kind, serverUrl: server, address: bytes.slice(0, 16), publicKey: bytes.slice(16, 48), secret: bytes.slice(48) };
 }
 
 /** The sealed payload the existing device sends: everything the new device needs to become one of the account's. */
@@ -238,5 +270,77 @@ export class RelaySocket {
 
   close(): void {
     this.#socket.close(1000, 'done');
+  }
+}
+
+/** A relay channel whose key both ends hold. */
+export interface Channel {
+  readonly relay: RelaySocket;
+  readonly address: Uint8Array;
+  readonly key: SecretBytes;
+}
+
+/** Closes a channel and wipes its key. */
+export function closeChannel(channel: Channel): void {
+  channel.key.wipe();
+  channel.relay.close();
+}
+
+/**
+ * The creator's side: opens a channel on `serverUrl` and returns the code of
+ * `kind` to show. `agree` then waits for the joiner and its key, and wipes
+ * the secret whatever happens; closing `relay` cancels.
+ * @throws ClientError `NETWORK` if the relay cannot be reached.
+ */
+export async function createChannel(
+  provider: CryptoProvider,
+  connect: WebSocketFactory,
+  serverUrl: string,
+  kind: LinkCodeKind,
+): Promise<{ readonly code: string; readonly relay: RelaySocket; readonly agree: () => Promise<Channel> }> {
+  const relay = await RelaySocket.open(connect, serverUrl);
+  let address: Uint8Array;
+  try {
+    relay.send({ kind: 'create' });
+    ({ address } = await relay.next('address'));
+  } catch (error) {
+    relay.close();
+    throw error;
+  }
+  const ephemeral = await provider.x25519GenerateKeyPair();
+  const secret = provider.randomBytes(32);
+  const code = formatLinkCode({ kind, serverUrl, address, publicKey: ephemeral.publicKey, secret });
+  const agree = async (): Promise<Channel> => {
+    try {
+      await relay.next('joined');
+      const theirs = (await relay.next('message')).body;
+      return { relay, address, key: await channelKey(provider, ephemeral.privateKey, theirs, { secret, address }) };
+    } finally {
+      secret.fill(0);
+    }
+  };
+  return { code, relay, agree };
+}
+
+/**
+ * The joiner's side: joins the channel `code` names, sends its own ephemeral
+ * key and derives the channel key; the code's secret is wiped.
+ * @throws ClientError `NETWORK` if the channel is gone or the creator does not answer.
+ */
+export async function joinChannel(provider: CryptoProvider, connect: WebSocketFactory, code: LinkCode): Promise<Channel> {
+  try {
+    const relay = await RelaySocket.open(connect, code.serverUrl);
+    try {
+      relay.send({ kind: 'join', address: code.address });
+      await relay.next('joined');
+      const ephemeral = await provider.x25519GenerateKeyPair();
+      relay.send({ kind: 'message', body: ephemeral.publicKey });
+      return { relay, address: code.address, key: await channelKey(provider, ephemeral.privateKey, code.publicKey, code) };
+    } catch (error) {
+      relay.close();
+      throw error;
+    }
+  } finally {
+    code.secret.fill(0);
   }
 }

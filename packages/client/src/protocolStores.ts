@@ -33,9 +33,12 @@ import type { Transaction } from './store/kv.js';
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
+/** A stored contact; one stored before `keyChanged` existed reads as not changed. */
 export async function loadContact(tx: Transaction, username: string): Promise<Contact | undefined> {
   const bytes = await tx.get('contact', username);
-  return bytes === undefined ? undefined : parse<Contact>(bytes);
+  if (bytes === undefined) return undefined;
+  const contact = parse<Omit<Contact, 'keyChanged'> & { keyChanged?: boolean }>(bytes);
+  return { ...contact, keyChanged: contact.keyChanged ?? false };
 }
 
 export function saveContact(tx: Transaction, contact: Contact): void {
@@ -65,7 +68,7 @@ export function protocolStores(tx: Transaction, identity: IdentityKeyPair, regis
       async saveIdentity(address: ProtocolAddress, identityKey: Uint8Array): Promise<boolean> {
         const contact = await loadContact(tx, address.name);
         if (contact !== undefined) return !constantTimeEqual(fromBase64(contact.identityKey), identityKey);
-        saveContact(tx, { username: address.name, identityKey: toBase64(identityKey), verified: false, blocked: false, deviceListVersion: 0, devices: [] });
+        saveContact(tx, { username: address.name, identityKey: toBase64(identityKey), verified: false, blocked: false, keyChanged: false, deviceListVersion: 0, devices: [] });
         return false;
       },
       async getIdentity(address: ProtocolAddress): Promise<Uint8Array | undefined> {

@@ -83,6 +83,12 @@ export interface Contact {
   readonly verified: boolean;
   /** The key changed while verified: sending waits until the user verifies again. */
   readonly blocked: boolean;
+  /**
+   * The key changed and the user has not yet verified it or dismissed the
+   * news (apps show a banner while it holds). Records written before it
+   * existed lack it: `loadContact` reads them as false.
+   */
+  readonly keyChanged: boolean;
   readonly deviceListVersion: number;
   readonly devices: readonly { readonly deviceId: number; readonly registrationId: number }[];
 }
