@@ -109,6 +109,16 @@ export default tseslint.config(
     },
   },
   {
+    files: ['apps/web/src/**/*.ts', 'apps/web/src/**/*.tsx'],
+    ignores: tests,
+    rules: {
+      'no-restricted-imports': restrictWithoutNode(
+        layer(['server', 'protocol', 'crypto'], 'apps build on the client SDK; the protocol and crypto are its business.'),
+        { group: ['@parley/client/node', 'ws', 'better-sqlite3'], message: 'the web client runs in browsers: its platform is @parley/client/web.' },
+      ),
+    },
+  },
+  {
     files: ['packages/server/src/**/*.ts'],
     ignores: tests,
     rules: { 'no-restricted-imports': restrict(layer(['client'], 'the server never imports the client.')) },
