@@ -2,37 +2,20 @@
  * `parley` driven end to end as a user would: real `parley` processes, each
  * with its own profile, against a real server process.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { Cli } from '../../../testing/cli.js';
 import { freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../testing/server.js';
-
-const bin = fileURLToPath(new URL('../bin/parley.js', import.meta.url));
-const run = promisify(execFile);
 
 let storage: Storage;
 let server: ServerProcess;
-const home = mkdtempSync(join(tmpdir(), 'parley-cli-'));
+const cli = new Cli();
 const suffix = Math.random().toString(36).slice(2, 7);
 const alice = `alice_${suffix}`;
 const bob = `bob_${suffix}`;
 
 /** Runs `parley` with `who`'s profile; resolves with its exit code and output, whatever the code. */
-async function parley(who: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, '--profile', join(home, who), ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const parley = (who: string, ...args: string[]) => cli.run(who, ...args);
 
 const json = (stdout: string): unknown => JSON.parse(stdout);
 
@@ -44,7 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.stop();
   await storage.drop();
-  rmSync(home, { recursive: true, force: true });
+  cli.remove();
 });
 
 describe('parley group', () => {
@@ -118,7 +101,7 @@ describe('parley, end to end', () => {
   });
 
   it('chat shows incoming messages live and sends what is typed, with receipts', async () => {
-    const chat = spawn(process.execPath, [bin, '--profile', join(home, bob), '--json', 'chat', alice], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const chat = cli.spawn(bob, '--json', 'chat', alice);
     const events: Record<string, unknown>[] = [];
     let buffered = '';
     chat.stdout.on('data', (chunk: Buffer) => {
@@ -151,7 +134,7 @@ describe('parley, end to end', () => {
   });
 
   it('devices link shows a code; link on a new profile reads it from stdin and joins with the history', async () => {
-    const offer = spawn(process.execPath, [bin, '--profile', join(home, alice), '--json', 'devices', 'link'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const offer = cli.spawn(alice, '--json', 'devices', 'link');
     const lines: string[] = [];
     offer.stdout.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter((l) => l.trim() !== '')));
     const deadline = Date.now() + 30_000;
@@ -162,7 +145,7 @@ describe('parley, end to end', () => {
     const { code } = JSON.parse(lines[0]!) as { code: string };
     expect(code).toMatch(/^parley:\/\/link\?v=1&/);
 
-    const joiner = spawn(process.execPath, [bin, '--profile', join(home, `${alice}_laptop`), '--json', 'link'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const joiner = cli.spawn(`${alice}_laptop`, '--json', 'link');
     let joined = '';
     joiner.stdout.on('data', (chunk: Buffer) => (joined += chunk.toString()));
     joiner.stdin.end(`${code}\n`);
@@ -176,7 +159,7 @@ describe('parley, end to end', () => {
 
   it('link --request shows a join code on the new profile; devices approve, reading it from stdin, links it', async () => {
     const tablet = `${alice}_tablet`;
-    const requester = spawn(process.execPath, [bin, '--profile', join(home, tablet), '--json', 'link', '--request', '--server', server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const requester = cli.spawn(tablet, '--json', 'link', '--request', '--server', server.url);
     const lines: string[] = [];
     requester.stdout.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter((l) => l.trim() !== '')));
     const deadline = Date.now() + 30_000;
@@ -187,7 +170,7 @@ describe('parley, end to end', () => {
     const { code } = JSON.parse(lines[0]!) as { code: string };
     expect(code).toMatch(/^parley:\/\/join\?v=1&/);
 
-    const approver = spawn(process.execPath, [bin, '--profile', join(home, alice), '--json', 'devices', 'approve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const approver = cli.spawn(alice, '--json', 'devices', 'approve');
     let approved = '';
     approver.stdout.on('data', (chunk: Buffer) => (approved += chunk.toString()));
     approver.stdin.end(`${code}\n`);

@@ -239,11 +239,52 @@ describe.skipIf(!browserAvailable)(`the web client ${browserTitle}`, () => {
     const list = linked.page.getByRole('list', { name: 'Linked devices' });
     await list.getByText('(this browser)').waitFor({ timeout: SHOWS_MS });
     expect(await list.getByRole('listitem').count()).toBe(2);
-    await screenshot(linked.page, '07-devices');
+    await screenshot(linked.page, '08-devices');
     await list.getByRole('button', { name: 'Unlink…' }).click();
     await list.getByRole('button', { name: 'Unlink device 1' }).click();
     await linked.page.getByText('Device 1 is unlinked.').waitFor({ timeout: SHOWS_MS });
     expect(await list.getByRole('listitem').count()).toBe(1);
+  });
+
+  it('a group made in a browser carries messages between browsers and the CLI, each member seeing the others', async () => {
+    const a = pageOf(alice);
+    await a.getByRole('button', { name: 'New group' }).click();
+    await a.getByLabel('Group name').fill('Trip');
+    await a.getByLabel(/Members/).fill(`${bob}, ${dave}`);
+    await a.getByRole('button', { name: 'Create group' }).click();
+    await a.getByRole('region', { name: 'Conversation with Trip' }).waitFor({ timeout: SHOWS_MS });
+    await send(a, 'who brings the tent?');
+    await tick(a, 'who brings the tent?', 'sent');
+
+    const b = pageOf(bob);
+    const listed = b.getByRole('button', { name: 'Trip, 1 unread' });
+    await listed.waitFor({ timeout: SHOWS_MS });
+    await listed.click();
+    await bubble(b, 'who brings the tent?').waitFor({ timeout: SHOWS_MS });
+    expect(await bubble(b, 'who brings the tent?').locator('.author').innerText()).toBe(alice);
+    await send(b, 'I will');
+    await bubble(a, 'I will').waitFor({ timeout: SHOWS_MS });
+    await screenshot(a, '05-group');
+
+    expect((await cli.run(dave, 'group', 'send', 'Trip', 'and I bring the stove')).code).toBe(0);
+    await bubble(a, 'and I bring the stove').waitFor({ timeout: SHOWS_MS });
+    await bubble(b, 'and I bring the stove').waitFor({ timeout: SHOWS_MS });
+    const read = (await cli.run(dave, 'group', 'read', 'Trip')).stdout;
+    expect(read).toContain(`${alice}: who brings the tent?`);
+    expect(read).toContain(`${bob}: I will`);
+  });
+
+  it('works from the keyboard alone, with the focus always visible', async () => {
+    const page = pageOf(alice);
+    await page.getByRole('button', { name: 'New chat' }).focus();
+    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).not.toBe('none');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type(dave); // the form opens with its field focused
+    await page.keyboard.press('Enter');
+    await page.getByRole('region', { name: `Conversation with ${dave}` }).waitFor({ timeout: SHOWS_MS });
+    await page.keyboard.type('typed, never clicked');
+    await page.keyboard.press('Enter');
+    await tick(page, 'typed, never clicked', 'sent');
   });
 
   it('a reload keeps every conversation, and what arrived while the page was closed shows once', async () => {
@@ -285,7 +326,7 @@ describe.skipIf(!browserAvailable)(`the web client ${browserTitle}`, () => {
     try {
       await reopen();
       await banner.waitFor({ timeout: SHOWS_MS });
-      await screenshot(a, '05-key-change-banner');
+      await screenshot(a, '06-key-change-banner');
     } finally {
       proxy!.onHttpResponse(record);
     }
@@ -297,7 +338,7 @@ describe.skipIf(!browserAvailable)(`the web client ${browserTitle}`, () => {
     await digits.waitFor({ timeout: SHOWS_MS });
     expect(await digits.getAttribute('data-digits')).toBe(await bobSafetyNumber());
     await a.getByRole('img', { name: `Safety number with ${bob} as a QR code` }).waitFor();
-    await screenshot(a, '06-safety-number');
+    await screenshot(a, '07-safety-number');
     await a.getByRole('button', { name: 'Mark as verified' }).click();
     await a.getByText(`You have verified ${bob}.`).waitFor({ timeout: SHOWS_MS });
     await a.getByRole('button', { name: `Back to the conversation with ${bob}` }).click();
@@ -318,7 +359,7 @@ describe.skipIf(!browserAvailable)(`the web client ${browserTitle}`, () => {
     await page.getByRole('button', { name: new RegExp(`^${alice}`) }).waitFor({ timeout: SHOWS_MS });
     await openConversation(page, alice);
     expect(await page.getByRole('complementary', { name: 'Conversations' }).isVisible()).toBe(false);
-    await screenshot(page, '08-phone-conversation');
+    await screenshot(page, '09-phone-conversation');
   });
 
   it('no plaintext the browsers sent appears in any WebSocket frame or HTTP body, nor in any row the server stored', async () => {
@@ -331,7 +372,7 @@ describe.skipIf(!browserAvailable)(`the web client ${browserTitle}`, () => {
     await send(pageOf(bob), `re: ${canary}`);
     await bubble(a, `re: ${canary}`).waitFor({ timeout: SHOWS_MS });
 
-    const sent = ['hello bob, from a browser', 'typing an answer', 'hello terminal, from a browser', 'while you were away 2', canary, `re: ${canary}`];
+    const sent = ['hello bob, from a browser', 'typing an answer', 'hello terminal, from a browser', 'who brings the tent?', 'I will', 'typed, never clicked', 'while you were away 2', canary, `re: ${canary}`];
     // The recording is real: it holds the traffic, and the search finds what is there.
     expect(wire.length).toBeGreaterThan(50);
     expect(wire.some((bytes) => contains(bytes, utf8(alice)))).toBe(true);

@@ -244,6 +244,7 @@ export function ConversationView({ id, title, onBack, onSafetyNumber, onRead }: 
         </label>
         <textarea
           id="composer"
+          autoFocus
           value={draft}
           rows={1}
           placeholder={`Message ${title}`}

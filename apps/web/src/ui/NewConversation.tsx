@@ -34,7 +34,7 @@ export function NewChat({ onOpen, onBack }: { readonly onOpen: (id: string) => v
       </header>
       <form className="card" onSubmit={start}>
         <label htmlFor="peer">Their username</label>
-        <input id="peer" value={username} onChange={(e) => { setUsername(e.target.value); }} autoCapitalize="none" spellCheck={false} required />
+        <input id="peer" autoFocus value={username} onChange={(e) => { setUsername(e.target.value); }} autoCapitalize="none" spellCheck={false} required />
         {error !== undefined && (
           <p className="error" role="alert">
             {error}
@@ -79,7 +79,7 @@ export function NewGroup({ onOpen, onBack }: { readonly onOpen: (id: string) => 
       </header>
       <form className="card" onSubmit={create}>
         <label htmlFor="group-title">Group name</label>
-        <input id="group-title" value={title} onChange={(e) => { setTitle(e.target.value); }} required />
+        <input id="group-title" autoFocus value={title} onChange={(e) => { setTitle(e.target.value); }} required />
         <label htmlFor="group-members">Members&apos; usernames, separated by commas</label>
         <input id="group-members" value={members} onChange={(e) => { setMembers(e.target.value); }} autoCapitalize="none" spellCheck={false} required />
         <p className="hint">Each change to the group is signed by the admin who makes it, and every member&apos;s devices check it: the server cannot slip anyone in.</p>
