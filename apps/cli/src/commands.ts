@@ -35,7 +35,7 @@ const printJson = (value: unknown) => {
   out(JSON.stringify(value));
 };
 
-const STATUS_MARK: Record<StoredMessage['status'], string> = { sending: '…', sent: '✓', delivered: '✓✓', read: '✓✓ read', received: '' };
+const STATUS_MARK: Record<StoredMessage['status'], string> = { sending: '…', sent: '✓', delivered: '✓✓', read: '✓✓ read', failed: '✗ not sent', received: '' };
 
 function formatMessage(m: StoredMessage): string {
   const time = new Date(m.storedAt).toISOString().replace('T', ' ').slice(0, 19); // this device's clock, never a sender's

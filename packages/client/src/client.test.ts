@@ -112,6 +112,8 @@ describe('two people, one device each', () => {
     expect(conversation.at(-1)).toMatch(/^!.*safety number changed.*sending is paused/);
     const refused = await alice.sendText(bob.username, 'are you still you?').catch((error: unknown) => error);
     expect(isClientError(refused, 'IDENTITY_CHANGED')).toBe(true);
+    const unsent = (await alice.conversation(bob.username)).find((m) => m.body === 'are you still you?');
+    expect(unsent?.status).toBe('failed'); // shown as not sent, never stuck at "sending"
     await alice.verify(bob.username);
     expect((await alice.safetyNumber(bob.username)).verified).toBe(true);
   });

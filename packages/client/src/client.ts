@@ -339,7 +339,8 @@ export class ParleyClient {
 
   /**
    * Sends a text to `username`'s devices, and a transcript to this account's
-   * other devices. Resolves with the stored message once the server has it.
+   * other devices. Resolves with the stored message once the server has it;
+   * if sending fails, the stored message ends `failed` and the error is thrown.
    * @throws ClientError `IDENTITY_CHANGED` (verify again first), `UNKNOWN_USER`, `SEND_REFUSED`, `INVALID_ARGUMENT`.
    */
   async sendText(username: string, text: string): Promise<StoredMessage> {
@@ -356,7 +357,10 @@ export class ParleyClient {
     const recipients = [{ username: to, plaintext }];
     if (to !== local.username) recipients.push({ username: local.username, plaintext: encodeContent(sync) });
     this.connect(); // sending needs the connection; it stays up until close()
-    const storedAt = await send(this.#ctx, recipients);
+    const storedAt = await send(this.#ctx, recipients).catch(async (error: unknown) => {
+      await this.#advance(message, 'failed'); // not stuck at "sending": the app can say so and offer to send again
+      throw error;
+    });
     const tx = new Transaction(this.#ctx.store);
     recordSent(tx, storedAt, to, content);
     if (to !== local.username) recordSent(tx, storedAt, local.username, sync);

@@ -43,7 +43,7 @@ export const undecryptableKey = (from: string, device: number, failedAt: number)
 
 
 /** Statuses only move forward. */
-const RANK: Record<MessageStatus, number> = { sending: 0, sent: 1, delivered: 2, read: 3, received: 0 };
+const RANK: Record<MessageStatus, number> = { sending: 0, failed: 0, sent: 1, delivered: 2, read: 3, received: 0 };
 
 /** Processes one envelope. Safe to call again for the same envelope (it is then a no-op). */
 export async function receive(ctx: Context, envelope: Envelope): Promise<Received> {

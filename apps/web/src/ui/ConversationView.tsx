@@ -23,6 +23,7 @@ const TICKS: Record<StoredMessage['status'], { readonly mark: string; readonly l
   sent: { mark: '✓', label: 'Sent' },
   delivered: { mark: '✓✓', label: 'Delivered' },
   read: { mark: '✓✓', label: 'Read' },
+  failed: { mark: '!', label: 'Not sent' },
   received: { mark: '', label: '' },
 };
 

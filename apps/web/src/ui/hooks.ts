@@ -1,5 +1,5 @@
 /** What every screen shares: the device in the worker, its events, and how a failure reads. */
-import { createContext, useContext, useEffect, useRef } from 'react';
+import { createContext, useContext, useEffect, useRef, useState } from 'react';
 
 import { ParleyError, type Parley } from '../parley.js';
 import type { PageEvents, Session } from '../worker/messages.js';
@@ -31,6 +31,27 @@ export function useEvent<K extends keyof PageEvents>(event: K, listener: (value:
 export function describe(error: unknown): string {
   if (error instanceof ParleyError) return error.code === 'UNEXPECTED' ? `Something went wrong: ${error.message}` : error.message;
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A form's action: `busy` while it runs, and its failure as one sentence in `error`. */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const run = <T>(action: Promise<T>, done?: (value: T) => void) => {
+    setBusy(true);
+    setError(undefined);
+    action.then(
+      (value) => {
+        setBusy(false);
+        done?.(value);
+      },
+      (failure: unknown) => {
+        setBusy(false);
+        setError(describe(failure));
+      },
+    );
+  };
+  return { busy, error, setError, run };
 }
 
 /** A conversation id names a group (`group:<hex>`) or a person (their username). */

@@ -108,6 +108,28 @@ export async function sendGroupText(ctx: Context, groupId: string, body: string,
     events.push(() => { ctx.events.emit('message', message); });
   });
 
+  try {
+    await deliverGroupText(ctx, groupId, plaintext);
+  } catch (error) {
+    const failed = { ...message, status: 'failed' as const }; // not stuck at "sending": the app can say so
+    await locked(ctx, async (tx, events) => {
+      tx.put('message', messageKey(failed), json(failed));
+      events.push(() => { ctx.events.emit('status', failed); });
+    });
+    throw error;
+  }
+
+  const sent = { ...message, status: 'sent' as const };
+  await locked(ctx, async (tx, events) => {
+    tx.put('message', messageKey(sent), json(sent));
+    events.push(() => { ctx.events.emit('status', sent); });
+  });
+  return sent;
+}
+
+/** Encrypts a group text under this device's sender key and multicasts it, handing the key first to devices without it. */
+async function deliverGroupText(ctx: Context, groupId: string, plaintext: Uint8Array): Promise<void> {
+  const local = ctx.local;
   for (let attempt = 0; ; attempt++) {
     if (attempt > MAX_MISMATCH_RETRIES) throw new ClientError('SEND_REFUSED', 'the group or its devices kept changing while the message was being sent');
     const { distributionId, version, recipients, needKey } = await locked(ctx, async (tx, events) => plan(ctx, tx, events, await existingGroup(tx, groupId)));
@@ -128,13 +150,6 @@ export async function sendGroupText(ctx: Context, groupId: string, body: string,
     }
     await reconcile(ctx, groupId, answer.mismatches);
   }
-
-  const sent = { ...message, status: 'sent' as const };
-  await locked(ctx, async (tx, events) => {
-    tx.put('message', messageKey(sent), json(sent));
-    events.push(() => { ctx.events.emit('status', sent); });
-  });
-  return sent;
 }
 
 /** Network failures a multicast survives (the transport reconnects in between). */

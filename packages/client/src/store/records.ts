@@ -93,7 +93,8 @@ export interface Contact {
   readonly devices: readonly { readonly deviceId: number; readonly registrationId: number }[];
 }
 
-export type MessageStatus = 'sending' | 'sent' | 'delivered' | 'read' | 'received';
+/** An outgoing message goes sending → sent → delivered → read, or sending → failed when the send gave up; an incoming one is received, then read. */
+export type MessageStatus = 'sending' | 'sent' | 'delivered' | 'read' | 'failed' | 'received';
 
 /** A message of a conversation, as shown to the user. */
 export interface StoredMessage {
