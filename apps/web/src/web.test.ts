@@ -23,6 +23,7 @@ import { encodeClientFrame, encodeServerFrame, generateIdentityKeyPair, utf8 } f
 
 import { browserAvailable, browserTitle, launchBrowser } from '../../../testing/browser.js';
 import { Cli } from '../../../testing/cli.js';
+import { Profile } from '../../../testing/clients.js';
 import { startMaliciousServer, type HttpHook, type MaliciousServer } from '../../../testing/maliciousServer.js';
 import { swapIdentityKey } from '../../../testing/misbehaviours.js';
 import { freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../testing/server.js';
@@ -100,15 +101,15 @@ async function send(page: Page, text: string): Promise<void> {
   await page.getByLabel('Message', { exact: true }).press('Enter');
 }
 
-/** The message bubble holding `text`. */
-const bubble = (page: Page, text: string) => page.locator('li.message', { hasText: text });
+/** The message bubble whose text is `text` exactly (a bubble's text runs into its time: "note 6" + "03:04" holds "note 60"). */
+const bubble = (page: Page, text: string, status = 'li.message') => page.locator(status).filter({ has: page.getByText(text, { exact: true }) });
 
 const PROGRESS = ['sending', 'sent', 'delivered', 'read'] as const;
 
 /** Resolves once the message holding `text` shows `status` (its tick) or a later one: a read receipt may overtake the delivery one. */
 async function tick(page: Page, text: string, status: 'sent' | 'delivered' | 'read'): Promise<void> {
   const reached = PROGRESS.slice(PROGRESS.indexOf(status)).map((s) => `li.message[data-status="${s}"]`);
-  await page.locator(reached.join(', '), { hasText: text }).waitFor({ timeout: SHOWS_MS });
+  await bubble(page, text, reached.join(', ')).waitFor({ timeout: SHOWS_MS });
 }
 
 /** The texts of the open conversation, in order. */
@@ -220,7 +221,7 @@ describe.skipIf(!browserAvailable)(`the web client ${browserTitle}`, () => {
 
     const linked = await openBrowser();
     await linked.page.getByRole('button', { name: 'Link this browser' }).click();
-    const code = linked.page.getByRole('textbox', { name: 'Link code' });
+    const code = linked.page.getByRole('textbox', { name: 'Link code', exact: true });
     await code.waitFor({ timeout: SHOWS_MS });
     await screenshot(linked.page, '01-link-this-browser');
     const approved = await cli.run(erin, 'devices', 'approve', await code.inputValue());
@@ -240,10 +241,21 @@ describe.skipIf(!browserAvailable)(`the web client ${browserTitle}`, () => {
     await list.getByText('(this browser)').waitFor({ timeout: SHOWS_MS });
     expect(await list.getByRole('listitem').count()).toBe(2);
     await screenshot(linked.page, '08-devices');
-    await list.getByRole('button', { name: 'Unlink…' }).click();
+
+    // The other way round: the browser shows a link code, and a new CLI profile enters it.
+    await linked.page.getByRole('button', { name: 'Show a link code' }).click();
+    const offered = linked.page.getByRole('textbox', { name: 'Link code', exact: true });
+    await offered.waitFor({ timeout: SHOWS_MS });
+    const laptop = cli.spawn(`${erin}_laptop`, '--json', 'link');
+    laptop.stdin.end(`${await offered.inputValue()}\n`);
+    expect(await new Promise((resolve) => laptop.on('exit', resolve))).toBe(0);
+    await linked.page.getByText('Device 3 is linked.').waitFor({ timeout: SHOWS_MS });
+    expect((await cli.run(`${erin}_laptop`, 'inbox', alice)).stdout).toContain('to both of your devices');
+
+    await list.getByRole('button', { name: 'Unlink…' }).first().click();
     await list.getByRole('button', { name: 'Unlink device 1' }).click();
     await linked.page.getByText('Device 1 is unlinked.').waitFor({ timeout: SHOWS_MS });
-    expect(await list.getByRole('listitem').count()).toBe(1);
+    expect(await list.getByRole('listitem').allInnerTexts()).toEqual(['Device 2 (this browser)', expect.stringContaining('Device 3')]);
   });
 
   it('a group made in a browser carries messages between browsers and the CLI, each member seeing the others', async () => {
@@ -274,10 +286,31 @@ describe.skipIf(!browserAvailable)(`the web client ${browserTitle}`, () => {
     expect(read).toContain(`${bob}: I will`);
   });
 
+  it('a long conversation opens at its newest messages, and earlier ones load on request', async () => {
+    const profile = new Profile();
+    const frank = await profile.create(proxy!.url, `frank_${suffix}`);
+    try {
+      for (let i = 1; i <= 60; i++) await frank.sendText(alice, `note ${i}`);
+    } finally {
+      await frank.close();
+      profile.remove();
+    }
+    const page = pageOf(alice);
+    await openConversation(page, frank.username);
+    await bubble(page, 'note 60').waitFor({ timeout: SHOWS_MS });
+    expect(await page.locator('li.message').count()).toBe(50);
+    await page.getByRole('button', { name: 'Earlier messages' }).click();
+    await bubble(page, 'note 1').waitFor({ timeout: SHOWS_MS });
+    expect(await shownTexts(page)).toEqual(Array.from({ length: 60 }, (_, i) => `note ${i + 1}`));
+  });
+
   it('works from the keyboard alone, with the focus always visible', async () => {
     const page = pageOf(alice);
-    await page.getByRole('button', { name: 'New chat' }).focus();
-    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).not.toBe('none');
+    // From the composer, Shift+Tab walks back through the conversation and the list to New chat.
+    await page.getByLabel('Message', { exact: true }).focus();
+    const focused = () => page.evaluate(() => ({ text: document.activeElement?.textContent.trim(), outline: getComputedStyle(document.activeElement!).outlineStyle }));
+    for (let presses = 0; presses < 40 && (await focused()).text !== 'New chat'; presses++) await page.keyboard.press('Shift+Tab');
+    expect(await focused()).toEqual({ text: 'New chat', outline: 'solid' });
     await page.keyboard.press('Enter');
     await page.keyboard.type(dave); // the form opens with its field focused
     await page.keyboard.press('Enter');

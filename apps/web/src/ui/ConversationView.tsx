@@ -8,7 +8,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState, type Synthet
 
 import type { StoredMessage } from '@parley/client';
 
-import { describe, groupIdOf, useEvent, useParley, when } from './hooks.js';
+import { describe, groupIdOf, useEvent, useNewest, useParley, when } from './hooks.js';
 
 /** Messages shown at first, and added by each "earlier messages". */
 const PAGE = 50;
@@ -55,10 +55,11 @@ export function ConversationView({ id, title, onBack, onSafetyNumber, onRead }: 
   const stickToBottom = useRef(true);
   const typingSent = useRef({ at: 0, idle: undefined as ReturnType<typeof setTimeout> | undefined });
 
+  const newest = useNewest();
   const load = useCallback(() => {
     const loading = groupId === undefined ? parley.call('conversation', id, limit) : parley.call('groupConversation', groupId, limit);
-    loading.then(setMessages, (failure: unknown) => { setError(describe(failure)); });
-  }, [parley, id, groupId, limit]);
+    newest(loading, setMessages, (failure: unknown) => { setError(describe(failure)); });
+  }, [parley, id, groupId, limit, newest]);
 
   const loadContact = useCallback(() => {
     if (groupId !== undefined) return;

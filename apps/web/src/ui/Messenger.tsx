@@ -10,7 +10,7 @@ import type { ConnectionState } from '@parley/client';
 import { ConversationList, type ConversationSummary } from './ConversationList.js';
 import { ConversationView } from './ConversationView.js';
 import { Devices } from './Devices.js';
-import { describe, groupIdOf, useEvent, useParley, useSession } from './hooks.js';
+import { describe, groupIdOf, useEvent, useNewest, useParley, useSession } from './hooks.js';
 import { NewChat, NewGroup } from './NewConversation.js';
 import { SafetyNumberView } from './SafetyNumberView.js';
 
@@ -32,8 +32,10 @@ export function Messenger() {
   const [connection, setConnection] = useState<ConnectionState>('connecting');
   const [error, setError] = useState<string>();
 
+  const newest = useNewest();
   const reload = useCallback(() => {
-    Promise.all([parley.call('conversations'), parley.call('groups')]).then(
+    newest(
+      Promise.all([parley.call('conversations'), parley.call('groups')]),
       ([conversations, groups]) => {
         const titles = new Map(groups.map((g) => [g.conversation, g.title]));
         const listed: ConversationSummary[] = conversations.map((c) => ({ id: c.username, title: titles.get(c.username) ?? c.username, last: c.last, unread: c.unread }));
@@ -43,7 +45,7 @@ export function Messenger() {
       },
       (failure: unknown) => { setError(describe(failure)); },
     );
-  }, [parley]);
+  }, [parley, newest]);
 
   useEffect(reload, [reload]);
   useEvent('message', reload);

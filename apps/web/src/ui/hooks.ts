@@ -1,5 +1,5 @@
 /** What every screen shares: the device in the worker, its events, and how a failure reads. */
-import { createContext, useContext, useEffect, useRef, useState } from 'react';
+import { createContext, useCallback, useContext, useEffect, useRef, useState } from 'react';
 
 import { ParleyError, type Parley } from '../parley.js';
 import type { PageEvents, Session } from '../worker/messages.js';
@@ -31,6 +31,21 @@ export function useEvent<K extends keyof PageEvents>(event: K, listener: (value:
 export function describe(error: unknown): string {
   if (error instanceof ParleyError) return error.code === 'UNEXPECTED' ? `Something went wrong: ${error.message}` : error.message;
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Loads that may overlap (a reload per event): only the newest one's answer
+ * is applied, so an older answer arriving late never overwrites a newer one.
+ */
+export function useNewest() {
+  const newest = useRef(0);
+  return useCallback(<T>(loading: Promise<T>, apply: (value: T) => void, fail: (failure: unknown) => void) => {
+    const ticket = ++newest.current;
+    loading.then(
+      (value) => { if (ticket === newest.current) apply(value); },
+      fail,
+    );
+  }, []);
 }
 
 /** A form's action: `busy` while it runs, and its failure as one sentence in `error`. */

@@ -34,7 +34,8 @@ export function workerApi(host: Host) {
   let opening: Promise<Session | undefined> | undefined;
   let cancelLink: (() => void) | undefined;
 
-  const open = (): ParleyClient => {
+  /** The open client. @throws ClientError `NO_ACCOUNT` before one is open. */
+  const current = (): ParleyClient => {
     if (client === undefined) throw new ClientError('NO_ACCOUNT', 'this browser holds no account yet');
     return client;
   };
@@ -85,7 +86,7 @@ export function workerApi(host: Host) {
     /** Offers a link from this device: returns the code for the new device; `deviceLinked` follows once it joins. */
     async startLink(): Promise<string> {
       cancelLink?.();
-      const pending = await open().startLink();
+      const pending = await current().startLink();
       cancelLink = () => { pending.cancel(); };
       pending.done.then(
         ({ deviceId }) => { host.emit('deviceLinked', { deviceId }); },
@@ -101,83 +102,83 @@ export function workerApi(host: Host) {
 
     /** Approves a new device that shows `code`, giving it the account and recent history. */
     async approveLink(code: string): Promise<number> {
-      return (await open().approveLink(code)).deviceId;
+      return (await current().approveLink(code)).deviceId;
     },
 
     async devices() {
-      return open().devices();
+      return current().devices();
     },
 
     async unlinkDevice(deviceId: number): Promise<void> {
-      await open().unlinkDevice(deviceId);
+      await current().unlinkDevice(deviceId);
     },
 
     async conversations() {
-      return open().conversations();
+      return current().conversations();
     },
 
     async conversation(peer: string, limit: number): Promise<StoredMessage[]> {
-      return open().conversation(peer, limit);
+      return current().conversation(peer, limit);
     },
 
     async groupConversation(groupId: string, limit: number): Promise<StoredMessage[]> {
-      return open().groupConversation(groupId, limit);
+      return current().groupConversation(groupId, limit);
     },
 
     async sendText(peer: string, text: string): Promise<void> {
-      await open().sendText(peer, text);
+      await current().sendText(peer, text);
     },
 
     async sendGroupText(groupId: string, text: string): Promise<void> {
-      await open().sendGroupText(groupId, text);
+      await current().sendGroupText(groupId, text);
     },
 
     async markRead(peer: string): Promise<number> {
-      return open().markRead(peer);
+      return current().markRead(peer);
     },
 
     async markGroupRead(groupId: string): Promise<number> {
-      return open().markGroupRead(groupId);
+      return current().markGroupRead(groupId);
     },
 
     async setTyping(peer: string, typing: boolean): Promise<void> {
-      await open().setTyping(peer, typing);
+      await current().setTyping(peer, typing);
     },
 
     async contact(peer: string) {
-      return open().contact(peer);
+      return current().contact(peer);
     },
 
     async refreshContact(peer: string): Promise<void> {
-      await open().refreshContact(peer);
+      await current().refreshContact(peer);
     },
 
     async safetyNumber(peer: string) {
-      return open().safetyNumber(peer);
+      return current().safetyNumber(peer);
     },
 
     async verify(peer: string): Promise<void> {
-      await open().verify(peer);
+      await current().verify(peer);
     },
 
     async unverify(peer: string): Promise<void> {
-      await open().unverify(peer);
+      await current().unverify(peer);
     },
 
     async dismissKeyChange(peer: string): Promise<void> {
-      await open().dismissKeyChange(peer);
+      await current().dismissKeyChange(peer);
     },
 
     async groups(): Promise<GroupInfo[]> {
-      return open().groups();
+      return current().groups();
     },
 
     async createGroup(title: string, members: readonly string[]): Promise<GroupInfo> {
-      return open().createGroup(title, members);
+      return current().createGroup(title, members);
     },
 
     async groupMembers(groupId: string) {
-      return open().groupMembers(groupId);
+      return current().groupMembers(groupId);
     },
   };
 }
