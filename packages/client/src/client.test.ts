@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { isClientError, ParleyClient } from '@parley/client';
+import { isClientError, ParleyClient, type KeyValueStore } from '@parley/client';
 import { PROFILE_DATABASE } from '@parley/client/node';
 
 import { eventually, Profile, texts, waitFor } from '../../../testing/clients.js';
+import { contextOf, MAX_ENVELOPE_ATTEMPTS } from './client.js';
 import { http, TestAccount } from '../../../testing/device.js';
 import { freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../testing/server.js';
 
@@ -89,6 +90,30 @@ describe('two people, one device each', () => {
     clients.push(bob);
     expect(await bob.sync()).toBeGreaterThanOrEqual(3);
     expect(await texts(bob, alice.username)).toEqual(['one', 'two', 'three']);
+  });
+
+  it(`SECURITY-TESTS row 22: an envelope that fails every time is dropped after ${MAX_ENVELOPE_ATTEMPTS} attempts with a notice, and the rest of the mailbox gets through`, async () => {
+    const { client: alice } = await person('alice');
+    const { client: bob } = await person('bob');
+    // Bob's disk refuses to store one particular message, every time (a bug, a corrupt page: it never heals).
+    const store = contextOf(bob).store as { write: KeyValueStore['write'] };
+    const write = store.write.bind(store);
+    store.write = async (writes) => {
+      if (writes.some((w) => w.ns === 'message' && w.value !== undefined && new TextDecoder().decode(w.value).includes('poison pill'))) {
+        throw new Error('the disk refused the write');
+      }
+      return write(writes);
+    };
+    const warnings: string[] = [];
+    bob.events.on('warning', ({ message }) => warnings.push(message));
+
+    await alice.sendText(bob.username, 'a poison pill');
+    await alice.sendText(bob.username, 'after the pill');
+    await eventually('the message behind the poison arrives', async () => (await texts(bob, alice.username)).includes('after the pill'));
+    // The notice is dated when the envelope was dropped, after the message behind it had been written.
+    expect(await texts(bob, alice.username)).toEqual(['after the pill', `!A message from ${alice.username} could not be processed and was dropped.`]);
+    expect(warnings.filter((w) => w.endsWith('retrying'))).toHaveLength(MAX_ENVELOPE_ATTEMPTS - 1);
+    expect(warnings.at(-1)).toMatch(new RegExp(`dropped an envelope from ${alice.username} after ${MAX_ENVELOPE_ATTEMPTS} attempts: the disk refused the write`));
   });
 
   it('a changed identity key puts a warning in the conversation and blocks sending to a verified contact', async () => {

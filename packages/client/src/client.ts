@@ -15,7 +15,7 @@ import { createAccount, refillPreKeys, rotateSignedPreKeys } from './account.js'
 import { ServerApi } from './api.js';
 import { fromBase64 } from './base64.js';
 import { encodeContent, MAX_RECEIPT_IDS, type Content } from './content.js';
-import { refreshContact } from './contacts.js';
+import { addNotice, refreshContact } from './contacts.js';
 import type { ClientEvents, Context } from './context.js';
 import { ClientError, isClientError } from './errors.js';
 import { Events } from './events.js';
@@ -98,6 +98,13 @@ function usableUntil(store: KeyValueStore, closed: () => boolean): KeyValueStore
  */
 const PERMANENT_FAILURES: ReadonlySet<string> = new Set(['UNKNOWN_USER', 'INVALID_DEVICE_LIST']);
 
+/**
+ * An envelope whose processing fails this many times in a row, for a reason
+ * other than the network, is poison: dropped with a notice, so that it cannot
+ * hold up the rest of the mailbox forever (SECURITY-TESTS row 22).
+ */
+export const MAX_ENVELOPE_ATTEMPTS = 5;
+
 /** An incoming text the user has not read yet (notices are never counted). */
 const isUnread = (m: StoredMessage) => m.direction === 'incoming' && m.kind === 'text' && m.status === 'received';
 
@@ -136,6 +143,14 @@ export class ParleyClient {
   #maintaining: Promise<void> = Promise.resolve();
   /** Group resync flushes run one at a time. */
   #resyncing: Promise<void> = Promise.resolve();
+  /**
+   * Processing failed and the inbox was dropped for a reconnect: envelopes
+   * still arriving on the old connection are ignored, so that none is
+   * processed ahead of the one that failed (the server sends them all again).
+   */
+  #replaying = false;
+  /** Failed processing attempts of the envelope at the head of the inbox, by envelope id (network failures do not count). */
+  readonly #attempts = new Map<number, number>();
   /** The mailbox was drained on the current connection: from now on envelopes arrive live. */
   #drained = false;
   #closed = false;
@@ -150,6 +165,7 @@ export class ParleyClient {
       platform.webSocket,
       {
         envelope: (envelope) => {
+          if (this.#replaying) return; // it comes again, in order, on the next connection
           this.#inbox.push(envelope);
           void this.#processInbox();
         },
@@ -157,7 +173,10 @@ export class ParleyClient {
           void this.#afterDrain();
         },
         state: (state, detail) => {
-          if (state !== 'online') this.#drained = false;
+          if (state !== 'online') {
+            this.#drained = false;
+            this.#replaying = false; // the old connection is gone: what arrives now is in order again
+          }
           this.events.emit('connection', { state, detail });
         },
       },
@@ -661,6 +680,17 @@ export class ParleyClient {
     return updated;
   }
 
+  /** Marks an envelope that can never be processed as seen, with a warning, and for a poison one a notice in its sender's conversation. */
+  async #dropPoison(envelope: Envelope, error: unknown, attempts: number): Promise<void> {
+    const reason = error instanceof Error ? error.message : String(error);
+    this.events.emit('warning', { message: `dropped an envelope from ${envelope.source}${attempts > 0 ? ` after ${attempts} attempts` : ''}: ${reason}`, cause: error });
+    const tx = new Transaction(this.#ctx.store);
+    tx.put('seen', seenKey(envelope.id), new Uint8Array(0));
+    const notice = attempts > 0 ? addNotice(this.#ctx, tx, envelope.source, `A message from ${envelope.source} could not be processed and was dropped.`) : undefined;
+    await tx.commit();
+    if (notice !== undefined) this.events.emit('message', notice);
+  }
+
   /** Processes queued envelopes one at a time, in order, acknowledging each once stored. */
   async #processInbox(): Promise<void> {
     if (this.#processing) return;
@@ -672,20 +702,25 @@ export class ParleyClient {
         try {
           result = await this.#ctx.exclusive(() => receive(this.#ctx, envelope));
         } catch (error) {
-          if (isClientError(error) && PERMANENT_FAILURES.has(error.code)) {
-            // It can never be processed (the sender's account is gone, or its device list does not verify): drop it, say so.
-            this.events.emit('warning', { message: `dropped an envelope from ${envelope.source}: ${error.message}`, cause: error });
-            await this.#ctx.store.write([{ ns: 'seen', key: seenKey(envelope.id), value: new Uint8Array(0) }]);
+          const attempts = isClientError(error, 'NETWORK') ? 0 : (this.#attempts.get(envelope.id) ?? 0) + 1;
+          if ((isClientError(error) && PERMANENT_FAILURES.has(error.code)) || attempts >= MAX_ENVELOPE_ATTEMPTS) {
+            // It can never be processed (the sender's account is gone, its device list does not verify, or it fails
+            // every time): drop it and say so, and let the rest of the mailbox through.
+            this.#attempts.delete(envelope.id);
+            await this.#dropPoison(envelope, error, attempts);
             this.#inbox.shift();
             this.#ctx.transport.ack([envelope.id]);
             continue;
           }
+          if (attempts > 0) this.#attempts.set(envelope.id, attempts);
           // Network or storage trouble: unacknowledged, the envelope comes again on a new connection.
           this.events.emit('warning', { message: `could not process an envelope from ${envelope.source}; retrying`, cause: error });
           this.#inbox = [];
+          this.#replaying = true;
           this.#ctx.transport.reconnect();
           return;
         }
+        this.#attempts.delete(envelope.id);
         this.#inbox.shift();
         this.#ctx.transport.ack([envelope.id]);
         this.#drainedCount++;
