@@ -2,7 +2,10 @@
  * bench/crypto: µs per operation for every primitive on both providers, from
  * one run, with each browser configuration's ratio to node:crypto.
  *
- *   npm run bench:crypto
+ *   npm run bench:crypto [-- --quick]
+ *
+ * Part of the suite (bench/run.ts): `--quick` spends a quarter of the time per
+ * figure.
  *
  * Columns: `node` (node:crypto), `web` (WebCrypto curves, as in current
  * browsers), `web/noble` (pure-JS curves, as in browsers without WebCrypto
@@ -12,7 +15,8 @@ import { KemType, SecretBytes, xeddsaSign, xeddsaVerify, type CryptoProvider } f
 import { createNodeProvider } from '@parley/crypto/node';
 import { createWebProvider } from '@parley/crypto/web';
 
-import { formatMicros, measure, printTable } from '../lib/measure.js';
+import { formatMicros, measure } from '../lib/measure.js';
+import { runPart, type Part } from '../lib/report.js';
 
 const providers: readonly { label: string; provider: CryptoProvider }[] = [
   { label: 'node', provider: createNodeProvider() },
@@ -115,14 +119,44 @@ const operations: readonly (readonly [string, Operation])[] = [
 
 const ratio = (value: number, base: number): string => `${(value / base).toFixed(2)}×`;
 
-console.log(`bench/crypto on Node ${process.version}: median µs per operation; ratios are to node:crypto from this run\n`);
-const rows: string[][] = [];
-for (const [name, operation] of operations) {
-  const figures: number[] = [];
-  for (const { provider } of providers) {
-    figures.push((await measure(await operation(provider))).microseconds);
+/** Time budget per figure, in milliseconds (measure.ts): full, and with `--quick`. */
+const BUDGET_MS = { full: 400, quick: 100 } as const;
+
+export const part: Part = async ({ quick }) => {
+  const budgetMs = quick ? BUDGET_MS.quick : BUDGET_MS.full;
+  console.log(`bench/crypto on Node ${process.version}: median µs per operation, ${budgetMs} ms per figure; ratios are to node:crypto from this run`);
+  const rows: string[][] = [];
+  const figures: Record<string, Record<string, number>> = {};
+  for (const [name, operation] of operations) {
+    const measured: number[] = [];
+    for (const { provider } of providers) {
+      measured.push((await measure(await operation(provider), { budgetMs, minBatches: quick ? 3 : 5 })).microseconds);
+    }
+    const [node, web, noble] = measured as [number, number, number];
+    figures[name] = { node, web, webNoble: noble };
+    rows.push([name, formatMicros(node), formatMicros(web), formatMicros(noble), ratio(web, node), ratio(noble, node)]);
+    process.stderr.write(`  ${name}\n`);
   }
-  const [node, web, noble] = figures as [number, number, number];
-  rows.push([name, formatMicros(node), formatMicros(web), formatMicros(noble), ratio(web, node), ratio(noble, node)]);
-}
-printTable(['operation', 'node', 'web', 'web/noble', 'web÷node', 'noble÷node'], rows);
+  return {
+    id: 'crypto',
+    title: 'Crypto primitives',
+    peer: 'node:crypto (the provider the server and CLI use)',
+    summary:
+      'Median µs per operation on each provider. A ratio above 1× is how many times longer a browser configuration ' +
+      'takes than node:crypto: `web` uses WebCrypto curves, as in current browsers; `web/noble` uses pure-JavaScript ' +
+      'curves, as in browsers without WebCrypto X25519/Ed25519. Kyber and ML-KEM are @noble/post-quantum everywhere.',
+    tables: [
+      {
+        title: 'µs per operation',
+        header: ['operation', 'node', 'web', 'web/noble', 'web÷node', 'noble÷node'],
+        rows,
+        note: `Median batch of a ${budgetMs} ms budget per figure, every provider in the same process and run.`,
+      },
+    ],
+    goals: [],
+    plots: [],
+    figures: { unit: 'µs per operation (median batch)', budgetMs, operations: figures },
+  };
+};
+
+await runPart(part);

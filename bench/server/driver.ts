@@ -42,6 +42,7 @@ export interface RunResult {
   readonly rate: number;
   readonly p50: number;
   readonly p99: number;
+  readonly p999: number;
   readonly delivered: number;
 }
 
@@ -52,10 +53,11 @@ const PACE_TICK_MS = 1;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: Float64Array, p: number): number {
+/** Nearest-rank percentile of sorted values (NaN when there are none). */
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  // The epsilon keeps float error (99.9 / 100 × 1,000 = 999.0000000000001) from taking the next rank.
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length - 1e-9) - 1))]!;
 }
 
 /** Routes a workload's events to whichever run is current. */
@@ -142,6 +144,7 @@ export class Driver implements Sink {
       rate: (sorted.length * 1000) / timing.windowMs,
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
+      p999: percentile(sorted, 99.9),
       delivered: sorted.length,
     };
   }

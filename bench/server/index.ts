@@ -20,12 +20,14 @@
  * order; figures are medians of ROUNDS rounds with their [min–max].
  * `--profile DIR` runs the Parley servers under `node --cpu-prof`;
  * `--open-rate N` paces the open loop at N/s instead (latency at equal load).
+ * As a part of the suite (bench/run.ts) it returns its Section; --quick runs
+ * one round on SQLite sync=full.
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { engineCases, freshStorage, spawnServer, type EngineName, type ServerProcess, type Storage } from '../../testing/server.js';
-import { printTable } from '../lib/measure.js';
+import { runPart, type Goal, type Part, type Table } from '../lib/report.js';
 import { Driver, type RunResult, type Workload } from './driver.js';
 import { echoWorkload, spawnEcho } from './echo.js';
 import { scrape, serverView, type ServerView } from './metrics.js';
@@ -37,12 +39,6 @@ const BODY_BYTES = 32;
 const TIMING = { warmupMs: 1_000, windowMs: 5_000 } as const;
 const HALF_LOAD = 0.5;
 const GOAL = { rateRatio: 0.5, halfLoadP99Ms: 20 } as const;
-
-const CRITERION =
-  '"Delivered envelopes per second, and p50/p99 send→deliver latency, for 100 sender/recipient pairs with 10 envelopes in flight each. ' +
-  'Each envelope is stored durably and acked. The same run measures a raw `ws` echo server as the ceiling, on SQLite and PostgreSQL. ' +
-  'Here a raw ws echo did about 90k–170k small messages/s. The goal is at least 50% of that rate with durable storage on SQLite, ' +
-  'and p99 under 20 ms at half that load."';
 
 interface Config {
   readonly key: string;
@@ -57,18 +53,17 @@ const CONFIGS: readonly Config[] = [
   { key: 'postgres', label: 'Parley, PostgreSQL', engine: 'postgres', args: [] },
 ];
 
-const { values: options } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    engines: { type: 'string' },
-    profile: { type: 'string' },
-    'open-rate': { type: 'string' },
-  },
-});
-const rounds = Number(options.rounds);
-const wanted = options.engines?.split(',') ?? CONFIGS.map((c) => c.key);
-/** A fixed rate for the open loop instead of half the closed loop's, to compare latency at equal load. */
-const openRate = options['open-rate'] === undefined ? undefined : Number(options['open-rate']);
+const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+/** The median, and [min–max] when there are several. */
+const spread = (values: readonly number[], format: (n: number) => string) =>
+  values.length === 0
+    ? '–'
+    : values.length === 1
+      ? format(values[0]!)
+      : `${format(median(values))} [${format(Math.min(...values))}–${format(Math.max(...values))}]`;
+const thousands = (n: number) => `${(n / 1000).toFixed(1)}k`;
+const fixed = (digits: number) => (n: number) => n.toFixed(digits);
+const progress = (line: string) => process.stderr.write(`${line}\n`);
 
 interface Round {
   readonly full: RunResult;
@@ -87,134 +82,145 @@ interface Subject {
   readonly server?: ServerProcess;
 }
 
-const driver = new Driver();
+export const part: Part = async ({ quick, argv }) => {
+  const { values: options } = parseArgs({
+    args: [...argv],
+    options: {
+      rounds: { type: 'string', default: quick ? '1' : '3' },
+      engines: { type: 'string' },
+      profile: { type: 'string' },
+      'open-rate': { type: 'string' },
+    },
+  });
+  const rounds = Number(options.rounds);
+  const wanted = options.engines?.split(',') ?? (quick ? ['sqlite-full'] : CONFIGS.map((c) => c.key));
+  /** A fixed rate for the open loop instead of half the closed loop's, to compare latency at equal load. */
+  const openRate = options['open-rate'] === undefined ? undefined : Number(options['open-rate']);
+  const driver = new Driver();
 
-/** Runs `run`, with the server's metrics before and after it. */
-async function observed<T>(subject: Subject, run: () => Promise<T>): Promise<[T, ServerView | undefined]> {
-  const url = subject.server?.url;
-  const before = url === undefined ? undefined : await scrape(url);
-  const result = await run();
-  return [result, url === undefined || before === undefined ? undefined : serverView(before, await scrape(url))];
-}
+  /** Runs `run`, with the server's metrics before and after it. */
+  async function observed<T>(subject: Subject, run: () => Promise<T>): Promise<[T, ServerView | undefined]> {
+    const url = subject.server?.url;
+    const before = url === undefined ? undefined : await scrape(url);
+    const result = await run();
+    return [result, url === undefined || before === undefined ? undefined : serverView(before, await scrape(url))];
+  }
 
-async function round(subject: Subject): Promise<void> {
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  const [full, fullServer] = await observed(subject, () => driver.closedLoop(subject.workload, IN_FLIGHT, TIMING));
-  const used = process.cpuUsage(cpu);
-  const clientCores = (used.user + used.system) / 1000 / (performance.now() - started);
-  const [half, halfServer] = await observed(subject, () => driver.openLoop(subject.workload, openRate ?? full.rate * HALF_LOAD, TIMING));
-  subject.rounds.push({ full, half, clientCores, ...(fullServer && halfServer ? { fullServer, halfServer } : {}) });
-  console.log(
-    `  ${subject.label}: ${Math.round(full.rate).toLocaleString('en')} /s, p99 ${full.p99.toFixed(1)} ms; ` +
-      `half load p99 ${half.p99.toFixed(1)} ms`,
-  );
-}
-
-const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-/** The median, and [min–max] when there are several. */
-const spread = (values: readonly number[], format: (n: number) => string) =>
-  values.length === 0
-    ? '–'
-    : values.length === 1
-      ? format(values[0]!)
-      : `${format(median(values))} [${format(Math.min(...values))}–${format(Math.max(...values))}]`;
-const thousands = (n: number) => `${(n / 1000).toFixed(1)}k`;
-const fixed = (digits: number) => (n: number) => n.toFixed(digits);
-
-console.log(`bench/server on Node ${process.version}: Parley delivery vs a raw ws echo server, in one run`);
-console.log(`acceptance criterion: ${CRITERION}`);
-console.log(
-  `workload: ${PAIRS} pairs × ${IN_FLIGHT} in flight, ${BODY_BYTES}-byte bodies; warm-up ${TIMING.warmupMs} ms, window ${TIMING.windowMs} ms; ` +
-    `half load = open loop at ${HALF_LOAD * 100}% of the closed-loop rate of the same round; ${rounds} rounds\n`,
-);
-
-const cleanups: (() => Promise<unknown>)[] = [];
-try {
-  const nodeArgs = options.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`];
-  const parley: Subject[] = [];
-  let frameBytes = 0;
-  for (const config of CONFIGS.filter((c) => wanted.includes(c.key))) {
-    if (engineCases.find((c) => c.engine === config.engine)?.available !== true) {
-      console.log(`${config.label}: SKIPPED (PostgreSQL unreachable)`);
-      continue;
-    }
-    const storage: Storage = await freshStorage(config.engine);
-    cleanups.push(() => storage.drop());
-    const server = await spawnServer(storage, config.args, nodeArgs);
-    cleanups.push(() => server.stop());
+  async function round(subject: Subject): Promise<void> {
+    const cpu = process.cpuUsage();
     const started = performance.now();
-    const workload = await parleyWorkload(server, PAIRS, BODY_BYTES, driver);
-    cleanups.push(() => workload.close());
-    frameBytes = workload.frameBytes;
-    console.log(`${config.label}: ${2 * PAIRS} accounts registered and connected in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    parley.push({ label: config.label, workload, rounds: [], server });
+    const [full, fullServer] = await observed(subject, () => driver.closedLoop(subject.workload, IN_FLIGHT, TIMING));
+    const used = process.cpuUsage(cpu);
+    const clientCores = (used.user + used.system) / 1000 / (performance.now() - started);
+    const [half, halfServer] = await observed(subject, () => driver.openLoop(subject.workload, openRate ?? full.rate * HALF_LOAD, TIMING));
+    subject.rounds.push({ full, half, clientCores, ...(fullServer && halfServer ? { fullServer, halfServer } : {}) });
+    progress(`  ${subject.label}: ${Math.round(full.rate).toLocaleString('en')} /s, p99 ${full.p99.toFixed(1)} ms; half load p99 ${half.p99.toFixed(1)} ms`);
   }
 
-  if (parley.length === 0) throw new Error(`no engine to run among --engines ${wanted.join(',')}`);
-  const echoServer = await spawnEcho();
-  cleanups.push(() => echoServer.stop());
-  const echoLoad = await echoWorkload(echoServer.url, PAIRS, frameBytes, BODY_BYTES, driver);
-  cleanups.push(() => echoLoad.close());
-  const echo: Subject = { label: `ws echo (${frameBytes}-byte frames)`, workload: echoLoad, rounds: [] };
+  const cleanups: (() => Promise<unknown>)[] = [];
+  try {
+    const nodeArgs = options.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(options.profile)}`];
+    const parley: Subject[] = [];
+    const skipped: string[] = [];
+    let frameBytes = 0;
+    for (const config of CONFIGS.filter((c) => wanted.includes(c.key))) {
+      if (engineCases.find((c) => c.engine === config.engine)?.available !== true) {
+        skipped.push(`${config.label}: SKIPPED (PostgreSQL unreachable)`);
+        continue;
+      }
+      const storage: Storage = await freshStorage(config.engine);
+      cleanups.push(() => storage.drop());
+      const server = await spawnServer(storage, config.args, nodeArgs);
+      cleanups.push(() => server.stop());
+      const started = performance.now();
+      const workload = await parleyWorkload(server, PAIRS, BODY_BYTES, driver);
+      cleanups.push(() => workload.close());
+      frameBytes = workload.frameBytes;
+      progress(`${config.label}: ${2 * PAIRS} accounts registered and connected in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      parley.push({ label: config.label, workload, rounds: [], server });
+    }
 
-  for (let r = 0; r < rounds; r++) {
-    console.log(`round ${r + 1} of ${rounds}`);
-    const order = [echo, ...parley];
-    for (let i = 0; i < order.length; i++) await round(order[(i + r) % order.length]!);
-  }
+    if (parley.length === 0) throw new Error(`no engine to run among --engines ${wanted.join(',')}`);
+    const echoServer = await spawnEcho();
+    cleanups.push(() => echoServer.stop());
+    const echoLoad = await echoWorkload(echoServer.url, PAIRS, frameBytes, BODY_BYTES, driver);
+    cleanups.push(() => echoLoad.close());
+    const echo: Subject = { label: `ws echo (${frameBytes}-byte frames)`, workload: echoLoad, rounds: [] };
 
-  const all = [echo, ...parley];
-  const ratio = (s: Subject, pick: (round: Round) => number) => s.rounds.map((round, i) => pick(round) / pick(echo.rounds[i]!));
-  const views = (s: Subject, pick: (round: Round) => ServerView | undefined) => s.rounds.flatMap((x) => pick(x) ?? []);
-  console.log('\nfigures: median [min–max] of the rounds; ÷echo: ratio to the echo in the same round');
-  console.log(`server: CPU per envelope stored, envelopes per group commit and ms per commit, from its /metrics`);
-  console.log(`\nclosed loop: ${PAIRS} pairs × ${IN_FLIGHT} in flight`);
-  printTable(
-    ['workload', 'delivered/s', '÷echo', 'p50 ms', 'p99 ms', 'server µs/env', 'env/commit', 'commit ms', 'client cores'],
-    all.map((s) => [
-      s.label,
-      spread(s.rounds.map((x) => x.full.rate), thousands),
-      spread(ratio(s, (x) => x.full.rate), fixed(2)),
-      spread(s.rounds.map((x) => x.full.p50), fixed(1)),
-      spread(s.rounds.map((x) => x.full.p99), fixed(1)),
-      spread(views(s, (x) => x.fullServer).map((v) => v.cpuPerEnvelopeUs), fixed(0)),
-      spread(views(s, (x) => x.fullServer).map((v) => v.envelopesPerCommit), fixed(0)),
-      spread(views(s, (x) => x.fullServer).map((v) => v.commitMs), fixed(1)),
-      spread(s.rounds.map((x) => x.clientCores), fixed(2)),
-    ]),
-  );
-  console.log(`\nhalf load: open loop at ${openRate === undefined ? `${HALF_LOAD * 100}% of the same round's closed-loop rate` : `${openRate}/s`}`);
-  printTable(
-    ['workload', 'delivered/s', 'p50 ms', 'p99 ms', 'p99÷echo', 'server µs/env', 'env/commit', 'commit ms'],
-    all.map((s) => [
-      s.label,
-      spread(s.rounds.map((x) => x.half.rate), thousands),
-      spread(s.rounds.map((x) => x.half.p50), fixed(1)),
-      spread(s.rounds.map((x) => x.half.p99), fixed(1)),
-      spread(ratio(s, (x) => x.half.p99), fixed(1)),
-      spread(views(s, (x) => x.halfServer).map((v) => v.cpuPerEnvelopeUs), fixed(0)),
-      spread(views(s, (x) => x.halfServer).map((v) => v.envelopesPerCommit), fixed(0)),
-      spread(views(s, (x) => x.halfServer).map((v) => v.commitMs), fixed(1)),
-    ]),
-  );
+    for (let r = 0; r < rounds; r++) {
+      progress(`round ${r + 1} of ${rounds}`);
+      const order = [echo, ...parley];
+      for (let i = 0; i < order.length; i++) await round(order[(i + r) % order.length]!);
+    }
 
-  const load = openRate === undefined ? 'half-load' : `${openRate}/s (not the goal's load)`;
-  console.log(`\ngoals (medians): rate ≥ ${GOAL.rateRatio.toFixed(2)}× echo, and half-load p99 < ${GOAL.halfLoadP99Ms} ms`);
-  for (const s of parley) {
-    const rateRatio = median(ratio(s, (x) => x.full.rate));
-    const p99 = median(s.rounds.map((x) => x.half.p99));
-    const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-    const binding = s.label.includes('sync=full') ? '' : ' (for reference; the goal binds SQLite sync=full)';
-    console.log(
-      `  ${s.label}: rate ${rateRatio.toFixed(2)}× — ${verdict(rateRatio >= GOAL.rateRatio)}; ` +
-        `${load} p99 ${p99.toFixed(2)} ms — ${verdict(p99 < GOAL.halfLoadP99Ms)}${binding}`,
-    );
+    const all = [echo, ...parley];
+    const ratio = (s: Subject, pick: (round: Round) => number) => s.rounds.map((x, i) => pick(x) / pick(echo.rounds[i]!));
+    const views = (s: Subject, pick: (round: Round) => ServerView | undefined) => s.rounds.flatMap((x) => pick(x) ?? []);
+    const tables: Table[] = [
+      {
+        title: `Closed loop: ${PAIRS} pairs × ${IN_FLIGHT} in flight`,
+        header: ['workload', 'delivered/s', '÷echo', 'p50 ms', 'p99 ms', 'server µs/env', 'env/commit', 'commit ms', 'client cores'],
+        rows: all.map((s) => [
+          s.label,
+          spread(s.rounds.map((x) => x.full.rate), thousands),
+          spread(ratio(s, (x) => x.full.rate), fixed(2)),
+          spread(s.rounds.map((x) => x.full.p50), fixed(1)),
+          spread(s.rounds.map((x) => x.full.p99), fixed(1)),
+          spread(views(s, (x) => x.fullServer).map((v) => v.cpuPerEnvelopeUs), fixed(0)),
+          spread(views(s, (x) => x.fullServer).map((v) => v.envelopesPerCommit), fixed(0)),
+          spread(views(s, (x) => x.fullServer).map((v) => v.commitMs), fixed(1)),
+          spread(s.rounds.map((x) => x.clientCores), fixed(2)),
+        ]),
+        note: 'Median [min–max] of the rounds; ÷echo is the ratio to the echo in the same round. Server: CPU per envelope stored, envelopes per group commit and ms per commit, from its /metrics.',
+      },
+      {
+        title: `Half load: an open loop at ${openRate === undefined ? `${HALF_LOAD * 100}% of the same round's closed-loop rate` : `${openRate}/s`}`,
+        header: ['workload', 'delivered/s', 'p50 ms', 'p99 ms', 'p99÷echo', 'server µs/env', 'env/commit', 'commit ms'],
+        rows: all.map((s) => [
+          s.label,
+          spread(s.rounds.map((x) => x.half.rate), thousands),
+          spread(s.rounds.map((x) => x.half.p50), fixed(1)),
+          spread(s.rounds.map((x) => x.half.p99), fixed(1)),
+          spread(ratio(s, (x) => x.half.p99), fixed(1)),
+          spread(views(s, (x) => x.halfServer).map((v) => v.cpuPerEnvelopeUs), fixed(0)),
+          spread(views(s, (x) => x.halfServer).map((v) => v.envelopesPerCommit), fixed(0)),
+          spread(views(s, (x) => x.halfServer).map((v) => v.commitMs), fixed(1)),
+        ]),
+        ...(skipped.length > 0 ? { note: skipped.join(' ') } : {}),
+      },
+    ];
+
+    const goals: Goal[] = [];
+    const figures: Record<string, unknown> = {};
+    for (const s of [echo, ...parley]) {
+      figures[s.label] = s.rounds.map((x) => ({ rate: x.full.rate, p50: x.full.p50, p99: x.full.p99, halfRate: x.half.rate, halfP99: x.half.p99 }));
+    }
+    for (const s of parley) {
+      const rateRatio = median(ratio(s, (x) => x.full.rate));
+      const p99 = median(s.rounds.map((x) => x.half.p99));
+      const reference = s.label.includes('sync=full') ? '' : ' (for reference: the goal binds SQLite sync=full)';
+      goals.push({ goal: `${PAIRS} pairs: delivered/s with durable storage against the ws echo, ${s.label}${reference}`, target: `≥ ${GOAL.rateRatio.toFixed(2)}×`, measured: `${rateRatio.toFixed(2)}×`, met: rateRatio >= GOAL.rateRatio });
+      if (openRate === undefined) goals.push({ goal: `${PAIRS} pairs: p99 at half the peak rate, ${s.label}${reference}`, target: `< ${GOAL.halfLoadP99Ms} ms`, measured: `${p99.toFixed(1)} ms`, met: p99 < GOAL.halfLoadP99Ms });
+    }
+    return {
+      id: 'server',
+      title: 'Server delivery: 100 pairs against a raw ws echo',
+      peer: 'a raw `ws` echo server in its own process, same clients and frame sizes, in the same rounds',
+      summary:
+        `${PAIRS} sender/recipient pairs × ${IN_FLIGHT} in flight, ${BODY_BYTES}-byte bodies, each envelope stored durably and acknowledged; warm-up ${TIMING.warmupMs} ms, ` +
+        `window ${TIMING.windowMs} ms; ${rounds} round${rounds === 1 ? '' : 's'}. SQLite with sync=full (the default) and sync=normal, and PostgreSQL. The client shares the machine's two cores with the server.`,
+      tables,
+      goals,
+      plots: [],
+      figures,
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => {
+        console.error(error);
+      });
+    }
   }
-} finally {
-  for (const cleanup of cleanups.reverse()) {
-    await cleanup().catch((error: unknown) => {
-      console.error(error);
-    });
-  }
-}
+};
+
+await runPart(part);

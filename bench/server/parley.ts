@@ -52,8 +52,8 @@ async function connect(wsUrl: string, device: TestDevice): Promise<WebSocket> {
   return openDrained(wsUrl, token, device.username, CONNECT_TIMEOUT_MS);
 }
 
-/** Receives, checks and acknowledges one pair's envelopes. */
-function receive(socket: WebSocket, lane: number, bodyBytes: number, sink: Sink, acks: { pending: number }): void {
+/** Receives, checks and acknowledges one pair's envelopes (its `message` listener is the socket's only one). */
+export function receive(socket: WebSocket, lane: number, bodyBytes: number, sink: Sink, acks: { pending: number }): void {
   let lastId = 0;
   let checked = false;
   let ids: number[] = [];
