@@ -37,6 +37,8 @@ const PAIRS = 100;
 const IN_FLIGHT = 10;
 const BODY_BYTES = 32;
 const TIMING = { warmupMs: 1_000, windowMs: 5_000 } as const;
+/** --quick: shorter windows, so the whole quick suite stays under two minutes. */
+const QUICK_TIMING = { warmupMs: 500, windowMs: 2_000 } as const;
 const HALF_LOAD = 0.5;
 const GOAL = { rateRatio: 0.5, halfLoadP99Ms: 20 } as const;
 
@@ -97,6 +99,7 @@ export const part: Part = async ({ quick, argv }) => {
   /** A fixed rate for the open loop instead of half the closed loop's, to compare latency at equal load. */
   const openRate = options['open-rate'] === undefined ? undefined : Number(options['open-rate']);
   const driver = new Driver();
+  const timing = quick ? QUICK_TIMING : TIMING;
 
   /** Runs `run`, with the server's metrics before and after it. */
   async function observed<T>(subject: Subject, run: () => Promise<T>): Promise<[T, ServerView | undefined]> {
@@ -109,10 +112,10 @@ export const part: Part = async ({ quick, argv }) => {
   async function round(subject: Subject): Promise<void> {
     const cpu = process.cpuUsage();
     const started = performance.now();
-    const [full, fullServer] = await observed(subject, () => driver.closedLoop(subject.workload, IN_FLIGHT, TIMING));
+    const [full, fullServer] = await observed(subject, () => driver.closedLoop(subject.workload, IN_FLIGHT, timing));
     const used = process.cpuUsage(cpu);
     const clientCores = (used.user + used.system) / 1000 / (performance.now() - started);
-    const [half, halfServer] = await observed(subject, () => driver.openLoop(subject.workload, openRate ?? full.rate * HALF_LOAD, TIMING));
+    const [half, halfServer] = await observed(subject, () => driver.openLoop(subject.workload, openRate ?? full.rate * HALF_LOAD, timing));
     subject.rounds.push({ full, half, clientCores, ...(fullServer && halfServer ? { fullServer, halfServer } : {}) });
     progress(`  ${subject.label}: ${Math.round(full.rate).toLocaleString('en')} /s, p99 ${full.p99.toFixed(1)} ms; half load p99 ${half.p99.toFixed(1)} ms`);
   }
@@ -207,8 +210,8 @@ export const part: Part = async ({ quick, argv }) => {
       title: 'Server delivery: 100 pairs against a raw ws echo',
       peer: 'a raw `ws` echo server in its own process, same clients and frame sizes, in the same rounds',
       summary:
-        `${PAIRS} sender/recipient pairs × ${IN_FLIGHT} in flight, ${BODY_BYTES}-byte bodies, each envelope stored durably and acknowledged; warm-up ${TIMING.warmupMs} ms, ` +
-        `window ${TIMING.windowMs} ms; ${rounds} round${rounds === 1 ? '' : 's'}. SQLite with sync=full (the default) and sync=normal, and PostgreSQL. The client shares the machine's two cores with the server.`,
+        `${PAIRS} sender/recipient pairs × ${IN_FLIGHT} in flight, ${BODY_BYTES}-byte bodies, each envelope stored durably and acknowledged; warm-up ${timing.warmupMs} ms, ` +
+        `window ${timing.windowMs} ms; ${rounds} round${rounds === 1 ? '' : 's'}. Servers: ${parley.map((x) => x.label).join('; ')}. The client shares the machine's two cores with the server.`,
       tables,
       goals,
       plots: [],
