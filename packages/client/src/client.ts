@@ -173,10 +173,9 @@ export class ParleyClient {
           void this.#afterDrain();
         },
         state: (state, detail) => {
-          if (state !== 'online') {
-            this.#drained = false;
-            this.#replaying = false; // the old connection is gone: what arrives now is in order again
-          }
+          // Whatever the change, the connection the inbox was dropped for is gone or replaced: what arrives now is in order again.
+          this.#replaying = false;
+          if (state !== 'online') this.#drained = false;
           this.events.emit('connection', { state, detail });
         },
       },
