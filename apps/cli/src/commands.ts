@@ -232,13 +232,7 @@ const devices: Command = async (args, options) => {
     case 'link':
       return withClient(options, async (client) => {
         const pending = await client.startLink();
-        if (options.json) printJson({ event: 'code', code: pending.code });
-        else {
-          out('On the new device, run `parley link` and paste this code (or scan it):\n');
-          out(`  ${pending.code}\n`);
-          out(await QRCode.toString(pending.code, { type: 'terminal', small: true }));
-          out('Keep this code to yourself: it hands over your account. Waiting for the new device…');
-        }
+        await showCode(options, pending.code, 'On the new device, run `parley link` and paste this code (or scan it):', 'Keep this code to yourself: it hands over your account. Waiting for the new device…');
         const { deviceId } = await pending.done;
         if (options.json) printJson({ event: 'linked', deviceId });
         else out(`Linked device ${deviceId}.`);
@@ -282,17 +276,23 @@ async function readCode(what: string): Promise<string> {
   throw new UsageError('no code on standard input');
 }
 
+/** Shows a linking code as text and as a terminal QR code between two lines of instructions (as JSON with --json). */
+async function showCode(options: Options, code: string, before: string, after: string): Promise<void> {
+  if (options.json) {
+    printJson({ event: 'code', code });
+    return;
+  }
+  out(`${before}\n`);
+  out(`  ${code}\n`);
+  out(await QRCode.toString(code, { type: 'terminal', small: true }));
+  out(after);
+}
+
 /** `link --request`: shows a join code and waits until a device of the account approves it. */
 async function requestLink(options: Options): Promise<ParleyClient> {
   if (options.server === undefined) throw new UsageError('link --request needs the account\'s server: parley link --request --server URL');
   const request = await ParleyClient.requestLink(nodePlatform(options.profile), options.server);
-  if (options.json) printJson({ event: 'code', code: request.code });
-  else {
-    out('On a device already linked to your account, run `parley devices approve` and paste this code (or scan it):\n');
-    out(`  ${request.code}\n`);
-    out(await QRCode.toString(request.code, { type: 'terminal', small: true }));
-    out('Waiting for approval…');
-  }
+  await showCode(options, request.code, 'On a device already linked to your account, run `parley devices approve` and paste this code (or scan it):', 'Waiting for approval…');
   return request.done;
 }
 
