@@ -30,10 +30,15 @@ import {
 import type WebSocket from 'ws';
 
 import { b64, fromB64, http, provider } from '../../testing/device.js';
+import { inBatches as runInBatches } from '../lib/batches.js';
 import { openDrained } from '../lib/socket.js';
 
 /** Registrations, links and logins run this many at a time. */
 const SETUP_CONCURRENCY = 16;
+
+/** Runs `task` for 0…count−1, SETUP_CONCURRENCY at a time, with progress lines. */
+export const inBatches = <T>(count: number, what: string, task: (i: number) => Promise<T>): Promise<T[]> =>
+  runInBatches(count, task, { concurrency: SETUP_CONCURRENCY, what });
 const CONNECT_TIMEOUT_MS = 60_000;
 
 export interface Device {
@@ -55,21 +60,6 @@ export interface Member {
   readonly devices: readonly [Device, Device];
 }
 
-/** Runs `task` for 0…count−1, `SETUP_CONCURRENCY` at a time, reporting progress on stderr. */
-export async function inBatches<T>(count: number, what: string, task: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
-  const started = performance.now();
-  let reported = 0;
-  for (let start = 0; start < count; start += SETUP_CONCURRENCY) {
-    const batch = Array.from({ length: Math.min(SETUP_CONCURRENCY, count - start) }, (_, j) => task(start + j));
-    out.push(...(await Promise.all(batch)));
-    if (out.length - reported >= 100 || out.length === count) {
-      reported = out.length;
-      process.stderr.write(`\r  ${what}: ${out.length}/${count} (${((performance.now() - started) / 1000).toFixed(1)} s)${out.length === count ? '\n' : ''}`);
-    }
-  }
-  return out;
-}
 
 /** A device's keys, its stores holding the private halves, and what the API takes. */
 async function newDevice(username: string, deviceId: number, identity: IdentityKeyPair, clientAddress: string) {

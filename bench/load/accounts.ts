@@ -31,10 +31,15 @@ import {
 import type WebSocket from 'ws';
 
 import { b64, fromB64, http, provider } from '../../testing/device.js';
+import { inBatches as runInBatches } from '../lib/batches.js';
 import { openDrained } from '../lib/socket.js';
 
 /** HTTP steps (registrations, logins) and socket opens in flight at once. */
 export const SETUP_CONCURRENCY = 32;
+
+/** Runs `task` for first…count−1, SETUP_CONCURRENCY at a time, with a progress line every 1,000. */
+export const inBatches = <T>(count: number, what: string, task: (i: number) => Promise<T>, first = 0): Promise<T[]> =>
+  runInBatches(count, task, { concurrency: SETUP_CONCURRENCY, what, reportEvery: 1_000, first });
 const CONNECT_TIMEOUT_MS = 60_000;
 
 export interface Account {
@@ -58,22 +63,6 @@ async function sharedKemProvider(): Promise<CryptoProvider> {
   return Object.assign(shared, { kemGenerateKeyPair: async () => pair });
 }
 
-/** Runs `task` for 0…count−1, `SETUP_CONCURRENCY` at a time, reporting progress on stderr. */
-export async function inBatches<T>(count: number, what: string, task: (i: number) => Promise<T>, first = 0): Promise<T[]> {
-  const out: T[] = [];
-  const started = performance.now();
-  let reported = 0;
-  const total = count - first;
-  for (let start = first; start < count; start += SETUP_CONCURRENCY) {
-    const batch = Array.from({ length: Math.min(SETUP_CONCURRENCY, count - start) }, (_, j) => task(start + j));
-    out.push(...(await Promise.all(batch)));
-    if (out.length - reported >= 1_000 || out.length === total) {
-      reported = out.length;
-      process.stderr.write(`\r    ${what}: ${out.length}/${total} (${((performance.now() - started) / 1000).toFixed(1)} s)${out.length === total ? '\n' : ''}`);
-    }
-  }
-  return out;
-}
 
 /** Makes the keys of account `index` (no I/O). */
 export async function makeAccount(tag: string, index: number, keep: boolean, shared: CryptoProvider): Promise<Account> {

@@ -19,6 +19,7 @@ import type { ServerProcess } from '../../testing/server.js';
 import type { Lane, Sink, Workload } from './driver.js';
 import { checkEnvelopes, envelopeId, readStamp, SendFrames, splitFrames, TAG } from './frames.js';
 import { scrape } from './metrics.js';
+import { inBatches } from '../lib/batches.js';
 import { openDrained } from '../lib/socket.js';
 
 /** Registrations and logins run this many at a time (each registration makes a Kyber key pair here). */
@@ -34,14 +35,6 @@ export interface ParleyWorkload extends Workload {
   close(): Promise<void>;
 }
 
-async function inBatches<T>(count: number, task: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
-  for (let start = 0; start < count; start += SETUP_CONCURRENCY) {
-    const batch = Array.from({ length: Math.min(SETUP_CONCURRENCY, count - start) }, (_, j) => task(start + j));
-    out.push(...(await Promise.all(batch)));
-  }
-  return out;
-}
 
 /** A frame the workload did not expect, decoded for the error message. */
 const describe = (frame: Buffer) => JSON.stringify(decodeServerFrames(new Uint8Array(frame)), (_, v: unknown) => (v instanceof Uint8Array ? `${v.length} bytes` : v));
@@ -94,9 +87,9 @@ export function receive(socket: WebSocket, lane: number, bodyBytes: number, sink
 /** Registers `pairs` senders and recipients, connects all of them and wires them to `sink`. */
 export async function parleyWorkload(server: ServerProcess, pairs: number, bodyBytes: number, sink: Sink): Promise<ParleyWorkload> {
   const tag = Math.random().toString(36).slice(2, 8);
-  const accounts = await inBatches(2 * pairs, (i) => TestAccount.register(server.url, `bench_${tag}_${i < pairs ? 's' : 'r'}${i % pairs}`));
+  const accounts = await inBatches(2 * pairs, (i) => TestAccount.register(server.url, `bench_${tag}_${i < pairs ? 's' : 'r'}${i % pairs}`), { concurrency: SETUP_CONCURRENCY });
   const devices = accounts.map((a) => a.devices[0]!);
-  const sockets = await inBatches(devices.length, (i) => connect(server.wsUrl, devices[i]!));
+  const sockets = await inBatches(devices.length, (i) => connect(server.wsUrl, devices[i]!), { concurrency: SETUP_CONCURRENCY });
   const onClose = (code: number) => {
     sink.failed(new Error(`a socket closed (${code}) during the run`));
   };
