@@ -23,6 +23,7 @@ export class SqliteStore implements KeyValueStore {
   readonly #get: SQLite.Statement<[string, string], { value: Buffer }>;
   readonly #put: SQLite.Statement<[string, string, Buffer]>;
   readonly #delete: SQLite.Statement<[string, string]>;
+  readonly #list: Record<'asc' | 'desc', SQLite.Statement<[string, string, string, number], { key: string; value: Buffer }>>;
   readonly #apply: (writes: readonly Write[]) => void;
 
   /** Opens (creating if needed) the store at `path`. @throws if the file cannot be opened. */
@@ -47,6 +48,11 @@ export class SqliteStore implements KeyValueStore {
     this.#get = this.#db.prepare('select value from kv where ns = ? and key = ?');
     this.#put = this.#db.prepare('insert into kv (ns, key, value) values (?, ?, ?) on conflict (ns, key) do update set value = excluded.value');
     this.#delete = this.#db.prepare('delete from kv where ns = ? and key = ?');
+    const list = (order: 'asc' | 'desc') =>
+      this.#db.prepare<[string, string, string, number], { key: string; value: Buffer }>(
+        `select key, value from kv where ns = ? and key >= ? and key < ? order by key ${order} limit ?`,
+      );
+    this.#list = { asc: list('asc'), desc: list('desc') };
     this.#apply = this.#db.transaction((writes: readonly Write[]) => {
       for (const { ns, key, value } of writes) {
         if (value === undefined) this.#delete.run(ns, key);
@@ -61,12 +67,7 @@ export class SqliteStore implements KeyValueStore {
   }
 
   async list(ns: string, prefix: string, options: { limit?: number; reverse?: boolean } = {}): Promise<[string, Uint8Array][]> {
-    const order = options.reverse === true ? 'desc' : 'asc';
-    const rows = this.#db
-      .prepare<[string, string, string, number], { key: string; value: Buffer }>(
-        `select key, value from kv where ns = ? and key >= ? and key < ? order by key ${order} limit ?`,
-      )
-      .all(ns, prefix, prefixEnd(prefix), options.limit ?? -1);
+    const rows = this.#list[options.reverse === true ? 'desc' : 'asc'].all(ns, prefix, prefixEnd(prefix), options.limit ?? -1);
     return rows.map((r) => [r.key, new Uint8Array(r.value)]);
   }
 
