@@ -4,7 +4,8 @@
  *
  *   npm run bench                              the whole suite
  *   npm run bench -- --quick                   reduced workloads, under two minutes on 2 cores
- *   npm run bench -- --only crypto,protocol    some parts, in suite order
+ *   npm run bench -- --only crypto,protocol    some parts, in suite order; the report keeps the
+ *                                              others' figures from the previous run, marked as such
  *
  * Each part is `tsx <part>/index.ts --section-out <file> [--quick]`; it prints
  * its own tables as it goes and writes its Section as JSON (bench/lib/report.ts,
@@ -23,7 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { benchmarksMarkdown, type Machine, type PartResult } from './lib/markdown.js';
+import { benchmarksMarkdown, type Earlier, type Machine, type PartResult } from './lib/markdown.js';
 import { renderPlot } from './lib/plot.js';
 import type { Section } from './lib/report.js';
 
@@ -62,6 +63,28 @@ function runChild(file: string, args: readonly string[]): Promise<number> {
       resolve(code ?? (signal === null ? 1 : 128));
     });
   });
+}
+
+/** What bench/results/latest.json holds. */
+interface Results {
+  readonly machine: Machine;
+  readonly parts: readonly (Omit<Extract<PartResult, { kind: 'ran' }>, 'section'> | Extract<PartResult, { kind: 'missing' }>)[];
+  readonly sections: readonly Section[];
+}
+
+/** The previous run's sections that `--only` leaves out of this one, by part, each with the run it comes from. */
+async function earlierSections(): Promise<Map<string, PartResult>> {
+  const kept = new Map<string, PartResult>();
+  if (!existsSync(RESULTS)) return kept;
+  const previous = JSON.parse(await readFile(RESULTS, 'utf8')) as Results;
+  const { date, commit, quick } = previous.machine;
+  for (const part of previous.parts) {
+    const section = previous.sections.find((s) => s.id === part.id);
+    if (part.kind !== 'ran' || section === undefined) continue;
+    const earlier: Earlier = part.earlier ?? { date, commit, quick };
+    kept.set(part.id, { kind: 'ran', id: part.id, seconds: part.seconds, section, earlier });
+  }
+  return kept;
 }
 
 async function runPartProcess(id: string, scratch: string): Promise<PartResult> {
@@ -106,10 +129,11 @@ const wall = performance.now();
 console.log(`bench: ${options.quick ? 'quick' : 'full'} run of ${selected.join(', ')}\n`);
 const scratch = await mkdtemp(path.join(os.tmpdir(), 'parley-bench-'));
 const results: PartResult[] = [];
+const earlier = only === undefined ? new Map<string, PartResult>() : await earlierSections();
 try {
   for (const id of PARTS) {
     if (!selected.includes(id)) {
-      results.push(notRun(id, 'not run (--only)'));
+      results.push(earlier.get(id) ?? notRun(id, 'not run (--only), and no earlier run to keep it from'));
       continue;
     }
     console.log(`\n━━ bench/${id} ━━`);
@@ -126,7 +150,7 @@ const sections = results.flatMap((r) => (r.kind === 'ran' ? [r.section] : []));
 await mkdir(path.dirname(RESULTS), { recursive: true });
 await writeFile(
   RESULTS,
-  `${JSON.stringify({ machine: info, parts: results.map((r) => (r.kind === 'ran' ? { kind: r.kind, id: r.id, seconds: r.seconds } : r)), sections }, null, 2)}\n`,
+  `${JSON.stringify({ machine: info, parts: results.map((r) => (r.kind === 'ran' ? { kind: r.kind, id: r.id, seconds: r.seconds, ...(r.earlier === undefined ? {} : { earlier: r.earlier }) } : r)), sections } satisfies Results, null, 2)}\n`,
 );
 
 await mkdir(PLOTS, { recursive: true });
@@ -139,7 +163,9 @@ for (const name of await readdir(PLOTS)) {
 await writeFile(MARKDOWN, benchmarksMarkdown(info, results));
 
 const missing = results.filter((r) => r.kind === 'missing');
-console.log(`\nbench: ${results.length - missing.length} of ${results.length} parts ran in ${((performance.now() - wall) / 1000).toFixed(1)} s`);
+const kept = results.filter((r) => r.kind === 'ran' && r.earlier !== undefined);
+console.log(`\nbench: ${selected.length - missing.length} of ${selected.length} parts ran in ${((performance.now() - wall) / 1000).toFixed(1)} s`);
 for (const m of missing) console.log(`  ${m.id}: ${m.reason}`);
+if (kept.length > 0) console.log(`  kept from the previous run: ${kept.map((r) => r.id).join(', ')}`);
 console.log(`wrote ${path.relative(ROOT, RESULTS)}, ${path.relative(ROOT, MARKDOWN)} and ${plots.length} plot${plots.length === 1 ? '' : 's'} in ${path.relative(ROOT, PLOTS)}/`);
 if (missing.some((m) => m.reason.startsWith('failed:'))) process.exitCode = 1;

@@ -1,6 +1,8 @@
 /**
  * docs/BENCHMARKS.md, written whole from one run of the suite: the machine,
- * every goal met or not, then each part's tables and plots.
+ * every goal met or not, then each part's tables and plots. A run of some
+ * parts (`--only`) keeps the other parts' sections from the previous run,
+ * each marked with the date and commit it comes from.
  */
 import type { Section, Table } from './report.js';
 
@@ -16,9 +18,16 @@ export interface Machine {
   readonly quick: boolean;
 }
 
-/** A part the suite meant to run: its section, or why there is none. */
+/** Where a section kept from an earlier run comes from. */
+export interface Earlier {
+  readonly date: string;
+  readonly commit: string;
+  readonly quick: boolean;
+}
+
+/** A part the suite meant to run: its section (`earlier` when it was kept from a previous run), or why there is none. */
 export type PartResult =
-  | { readonly kind: 'ran'; readonly id: string; readonly seconds: number; readonly section: Section }
+  | { readonly kind: 'ran'; readonly id: string; readonly seconds: number; readonly section: Section; readonly earlier?: Earlier }
   | { readonly kind: 'missing'; readonly id: string; readonly seconds?: number; readonly reason: string };
 
 /** Escapes a table cell: pipes and line breaks would end it. */
@@ -61,6 +70,8 @@ const HOW_TO_READ =
   'table gathers the targets the project set and whether this run met them. A quick run (`--quick`) does less ' +
   'work per figure and is noisier.';
 
+const fromEarlier = (earlier: Earlier) => `${earlier.date}, commit ${earlier.commit}${earlier.quick ? ', quick' : ''}`;
+
 /** The whole of docs/BENCHMARKS.md. `plotPath` maps a plot id to its path relative to docs/. */
 export function benchmarksMarkdown(machine: Machine, results: readonly PartResult[], plotPath = (id: string) => `benchmarks/${id}.svg`): string {
   const out: string[] = [
@@ -92,7 +103,7 @@ export function benchmarksMarkdown(machine: Machine, results: readonly PartResul
       ['part', 'result', 'wall time'],
       results.map((r) => [
         r.kind === 'ran' ? r.section.title : r.id,
-        r.kind === 'ran' ? 'ran' : r.reason,
+        r.kind === 'missing' ? r.reason : r.earlier === undefined ? 'ran' : `kept from an earlier run (${fromEarlier(r.earlier)})`,
         r.seconds === undefined ? '—' : `${r.seconds.toFixed(1)} s`,
       ]),
     ),
@@ -104,7 +115,9 @@ export function benchmarksMarkdown(machine: Machine, results: readonly PartResul
   for (const result of results) {
     if (result.kind !== 'ran') continue;
     const { section } = result;
-    out.push('', `## ${section.title}`, '', `Peer: ${section.peer}.`);
+    out.push('', `## ${section.title}`, '');
+    if (result.earlier !== undefined) out.push(`*Not part of this run (\`--only\`): these figures come from an earlier run, ${fromEarlier(result.earlier)}.*`, '');
+    out.push(`Peer: ${section.peer}.`);
     if (section.summary !== undefined) out.push('', section.summary);
     for (const table of section.tables) out.push('', tableSection(table));
     for (const plot of section.plots) out.push('', `![${plot.title}](${plotPath(plot.id)})`);

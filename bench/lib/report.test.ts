@@ -112,6 +112,14 @@ describe('markdown', () => {
     expect(md).toContain('![Scaling](benchmarks/scaling.svg)');
     expect(md.indexOf('## Goals')).toBeLessThan(md.indexOf('## Protocol'));
   });
+
+  it('marks a section kept from an earlier run with that run’s date and commit, in the parts table and under its heading', () => {
+    const earlier = { date: '2026-01-02T03:04:05.000Z', commit: 'abc123', quick: false };
+    const md = benchmarksMarkdown(machine, [{ kind: 'ran', id: 'protocol', seconds: 1, section: section(), earlier }]);
+    expect(md).toContain('| Protocol | kept from an earlier run (2026-01-02T03:04:05.000Z, commit abc123) |');
+    expect(md).toMatch(/## Protocol\n\n\*Not part of this run \(`--only`\): these figures come from an earlier run, 2026-01-02T03:04:05\.000Z, commit abc123\.\*/);
+    expect(benchmarksMarkdown(machine, [{ kind: 'ran', id: 'protocol', seconds: 1, section: section() }])).not.toContain('earlier run');
+  });
 });
 
 describe('partArguments', () => {

@@ -4,12 +4,14 @@
  */
 import type { RunResult, Timing } from '../server/driver.js';
 
-/** The three ways the generator loads a server. */
+/** The ways the generator loads a server. */
 export type WorkloadKind =
   /** Pre-built opaque bodies: the server's own cost. */
   | 'opaque'
   /** Real Double Ratchet messages between pairs of @parley/protocol sessions, encrypted and decrypted in the generator. */
   | 'protocol'
+  /** Real ParleyClients (the SDK) in pairs, created for the run: texts, delivery receipts and all. */
+  | 'sdk'
   /** The raw ws echo server, the ceiling. */
   | 'echo';
 

@@ -14,6 +14,7 @@ import { echoWorkload } from '../server/echo.js';
 import { AccountMaker, connect, inBatches, login, register } from './accounts.js';
 import type { Answer, Command, DrainAnswer, RunAnswer } from './commands.js';
 import { drain } from './drain.js';
+import { sdkWorkload } from './sdk.js';
 import { BODY_BYTES, buildSessions, opaqueFrameBytes, opaqueWorkload, protocolWorkload } from './workloads.js';
 
 let maker = new AccountMaker(0, 0);
@@ -48,6 +49,7 @@ async function load(command: Extract<Command, { op: 'run' | 'open' }>): Promise<
     if (command.echoUrl === undefined) throw new Error('an echo run needs echoUrl');
     return echoWorkload(command.echoUrl, command.lanes, opaqueFrameBytes(accounts()[0]!), BODY_BYTES, driver);
   }
+  if (command.workload === 'sdk') return sdkWorkload(current().url, command.lanes, driver);
   const make = command.workload === 'opaque' ? opaqueWorkload : protocolWorkload;
   return make(current().url, sockets, accounts(), command.lanes, driver);
 }

@@ -21,7 +21,9 @@
  *    1,000 sends in flight in all (at least one per sender) in a closed loop;
  *    then an open loop at half that rate, latency measured from each send's
  *    scheduled time (bench/server/driver.ts). Opaque pre-built bodies at every
- *    N; real Double Ratchet messages (`protocol`) at N = 100.
+ *    N; real Double Ratchet messages (`protocol`), and texts between pairs of
+ *    real ParleyClients (`sdk`, new accounts in place of the raw devices), at
+ *    N = 100.
  * 4. drain: 1k, 10k and 20k envelopes queued for the offline device by 50
  *    connected senders, then it connects and takes them all.
  * The echo ceiling runs the same drivers with N/2 clients at each N, and one
@@ -148,6 +150,12 @@ async function measureEngine(generator: Generator, engine: EngineName, connectio
         const protocol = await generator.request<RunAnswer>({ op: 'run', workload: 'protocol', lanes, inFlight: inFlightPerLane(lanes), timing, open: true });
         describeRun(`${label}, ${n.toLocaleString('en')} connections, protocol`, protocol);
         loads.push({ connections: n, mode: 'protocol', answer: protocol });
+        // The SDK's clients are devices of their own: the raw ones step aside, so that N stays N.
+        await generator.request({ op: 'disconnect', downTo: 0 });
+        const sdk = await generator.request<RunAnswer>({ op: 'run', workload: 'sdk', lanes, inFlight: inFlightPerLane(lanes), timing, open: true });
+        describeRun(`${label}, ${n.toLocaleString('en')} connections, SDK clients`, sdk);
+        loads.push({ connections: n, mode: 'sdk', answer: sdk });
+        await generator.request({ op: 'connect', upTo: n });
       }
     }
 

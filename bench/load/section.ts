@@ -5,7 +5,7 @@
 import type { EngineName } from '../../testing/server.js';
 import type { Goal, Plot, Section, Table } from '../lib/report.js';
 import type { RunResult } from '../server/driver.js';
-import type { DrainAnswer, RunAnswer } from './commands.js';
+import type { DrainAnswer, RunAnswer, WorkloadKind } from './commands.js';
 import { bytesPerConnection, perSecond } from './stats.js';
 
 const GOAL = { rateRatio: 0.5, halfLoadP99Ms: 20, bytesPerConnection: 20_000 } as const;
@@ -17,7 +17,7 @@ export interface EngineResult {
   /** The server's VmRSS with 0 and then N idle connections, and how long connecting up to N took. */
   readonly memory: readonly { readonly connections: number; readonly rss: number; readonly connectMs: number }[];
   /** Each run; for opaque bodies, also the echo's open loop at the same offered rate and N. */
-  readonly loads: readonly { readonly connections: number; readonly mode: 'opaque' | 'protocol'; readonly answer: RunAnswer; readonly echoOpen?: RunResult }[];
+  readonly loads: readonly { readonly connections: number; readonly mode: Exclude<WorkloadKind, 'echo'>; readonly answer: RunAnswer; readonly echoOpen?: RunResult }[];
   readonly drains: readonly { readonly depth: number; readonly answer: DrainAnswer }[];
 }
 
@@ -41,7 +41,7 @@ const times = (n: number) => `${n.toFixed(2)}×`;
 const seconds = (n: number) => `${(n / 1000).toFixed(1)} s`;
 const kb = (bytes: number) => `${(bytes / 1000).toFixed(1)} kB`;
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-const MODE = { opaque: 'opaque bodies', protocol: 'Double Ratchet' } as const;
+const MODE = { opaque: 'opaque bodies', protocol: 'Double Ratchet', sdk: 'SDK clients' } as const;
 
 /** Growth in RSS per connection at each N, from the idle baseline. */
 function memoryRows(engine: EngineResult) {
@@ -124,7 +124,8 @@ export function loadSection(r: LoadResults): Section {
       rows: closedRows,
       note:
         'N connections = N/2 senders each sending to its own recipient, about 1,000 sends in flight in all (at least one per sender); every envelope stored durably, delivered and acknowledged. ' +
-        '"opaque bodies": pre-built 32-byte bodies (the server alone); "Double Ratchet": real @parley/protocol sessions, encrypted before each send and decrypted on delivery, in the generator. ' +
+        '"opaque bodies": pre-built 32-byte bodies (the server alone); "Double Ratchet": real @parley/protocol sessions, encrypted before each send and decrypted on delivery, in the generator; ' +
+        '"SDK clients": N ParleyClients (in-memory stores) sending with sendText, each text shown by the recipient\'s client, which also sends a delivery receipt back (two envelopes per text; delivered/s counts texts). ' +
         'ws echo: N/2 clients of a raw ws echo server with frames of the same size, through the same driver, in the same run; ÷echo divides by it at the same N. The generator is one process sharing the 2 cores with the server.',
     },
     {

@@ -1,5 +1,5 @@
 /**
- * The generator's two Parley workloads over already connected devices, for
+ * The generator's raw Parley workloads over already connected devices, for
  * bench/server's drivers. Lane i sends from account i to account lanes + i.
  *
  * - `opaque`: every send is one pre-built frame with a stamped 32-byte body
@@ -41,7 +41,7 @@ export interface Attached extends Workload {
 }
 
 /** Waits until nothing is left to acknowledge here and every mailbox on the server is empty. */
-async function settled(serverUrl: string, acks: { pending: number }): Promise<void> {
+export async function settled(serverUrl: string, acks: { pending: number }): Promise<void> {
   const deadline = performance.now() + SETTLE_TIMEOUT_MS;
   while (acks.pending > 0 || (await scrape(serverUrl)).get('parley_mailbox_envelopes') !== 0) {
     if (performance.now() > deadline) throw new Error('acknowledged envelopes were not deleted in time');
