@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { ParleyClient, type ClientEvents, type StoredMessage } from '@parley/client';
+import { ParleyClient, type ClientEvents, type LogSink, type StoredMessage } from '@parley/client';
 import { nodePlatform } from '@parley/client/node';
 
 /** Reconnect quickly in tests: a restarted server is back within a second. */
@@ -19,9 +19,15 @@ export const WAIT_MS = 20_000;
 /** One device's profile folder; it outlives the client, so a test can reopen it (or copy it, as a snapshot). */
 export class Profile {
   readonly dir = mkdtempSync(join(tmpdir(), 'parley-client-'));
+  readonly #log: LogSink | undefined;
+
+  /** `log`: where the device's SDK log goes (none by default). */
+  constructor(log?: LogSink) {
+    this.#log = log;
+  }
 
   platform() {
-    return nodePlatform(this.dir, { backoff: BACKOFF });
+    return nodePlatform(this.dir, { backoff: BACKOFF, ...(this.#log === undefined ? {} : { log: this.#log }) });
   }
 
   async create(serverUrl: string, username: string): Promise<ParleyClient> {
@@ -78,18 +84,29 @@ export async function texts(client: ParleyClient, peer: string): Promise<string[
  */
 export class Cast {
   readonly #serverUrl: () => string;
+  readonly #log: LogSink | undefined;
   readonly profiles: Profile[] = [];
   readonly clients: ParleyClient[] = [];
 
-  /** `serverUrl` is read when a person is created, so a suite may restart its server in between. */
-  constructor(serverUrl: () => string) {
+  /**
+   * `serverUrl` is read when a person is created, so a suite may restart its
+   * server in between. `log`, if given, gets every device's SDK log.
+   */
+  constructor(serverUrl: () => string, log?: LogSink) {
     this.#serverUrl = serverUrl;
+    this.#log = log;
+  }
+
+  /** A new, empty profile, kept for `close` to remove. */
+  profile(): Profile {
+    const profile = new Profile(this.#log);
+    this.profiles.push(profile);
+    return profile;
   }
 
   /** A new account (named `name` plus a random suffix, so suites never collide), connected. */
   async person(name: string): Promise<ParleyClient> {
-    const profile = new Profile();
-    this.profiles.push(profile);
+    const profile = this.profile();
     const client = await profile.create(this.#serverUrl(), `${name}_${Math.random().toString(36).slice(2, 8)}`);
     this.clients.push(client);
     return online(client);
@@ -98,12 +115,21 @@ export class Cast {
   /** A new device of `existing`'s account, linked through its link code, connected. */
   async linkTo(existing: ParleyClient): Promise<ParleyClient> {
     const pending = await existing.startLink();
-    const profile = new Profile();
-    this.profiles.push(profile);
+    const profile = this.profile();
     const linked = await ParleyClient.link(profile.platform(), pending.code);
     this.clients.push(linked);
     const done = await pending.done;
     if (done.deviceId !== linked.deviceId) throw new Error(`linking reported device ${done.deviceId}, the new client is ${linked.deviceId}`);
+    return online(linked);
+  }
+
+  /** A new device of `existing`'s account, linked Signal's way round (it shows a join code, `existing` approves it), connected. */
+  async requestLinkTo(existing: ParleyClient): Promise<ParleyClient> {
+    const request = await ParleyClient.requestLink(this.profile().platform(), existing.serverUrl);
+    const approved = await existing.approveLink(request.code);
+    const linked = await request.done;
+    this.clients.push(linked);
+    if (approved.deviceId !== linked.deviceId) throw new Error(`approving reported device ${approved.deviceId}, the new client is ${linked.deviceId}`);
     return online(linked);
   }
 

@@ -6,7 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 
-import { ClientError, ParleyClient, type GroupInfo, type StoredMessage } from '@parley/client';
+import { ClientError, ParleyClient, type GroupInfo, type LogSink, type StoredMessage } from '@parley/client';
 import { nodePlatform } from '@parley/client/node';
 import QRCode from 'qrcode';
 
@@ -23,6 +23,8 @@ export interface Options {
   readonly members?: string;
   /** `link --request`: show a join code for a device of the account to approve, instead of entering its link code. */
   readonly request: boolean;
+  /** `PARLEY_LOG`: where the SDK's debug log goes (stderr), if anywhere. */
+  readonly log?: LogSink;
 }
 
 type Command = (args: string[], options: Options) => Promise<number>;
@@ -56,9 +58,12 @@ const messageJson = (m: StoredMessage) => ({
   status: m.status,
 });
 
+/** This profile's platform, with the SDK's log if `PARLEY_LOG` asks for it. */
+const platform = (options: Options) => nodePlatform(options.profile, options.log === undefined ? {} : { log: options.log });
+
 async function open(options: Options): Promise<ParleyClient> {
   try {
-    return await ParleyClient.open(nodePlatform(options.profile));
+    return await ParleyClient.open(platform(options));
   } catch (error) {
     if (error instanceof ClientError && error.code === 'NO_ACCOUNT') {
       throw new ClientError('NO_ACCOUNT', `no account in ${options.profile}; create one with: parley init --server URL --name NAME`);
@@ -102,7 +107,7 @@ async function withClient(options: Options, work: (client: ParleyClient) => Prom
 const init: Command = async (args, options) => {
   if (args.length > 0) throw new UsageError(`init takes no arguments (got "${args.join(' ')}")`);
   if (options.server === undefined || options.name === undefined) throw new UsageError('init needs --server URL and --name NAME');
-  const client = await ParleyClient.create(nodePlatform(options.profile), options.server, options.name);
+  const client = await ParleyClient.create(platform(options), options.server, options.name);
   try {
     if (options.json) printJson({ username: client.username, deviceId: client.deviceId, server: client.serverUrl, profile: options.profile });
     else out(`Created ${client.username} on ${client.serverUrl} (device ${client.deviceId}); profile in ${options.profile}`);
@@ -291,7 +296,7 @@ async function showCode(options: Options, code: string, before: string, after: s
 /** `link --request`: shows a join code and waits until a device of the account approves it. */
 async function requestLink(options: Options): Promise<ParleyClient> {
   if (options.server === undefined) throw new UsageError('link --request needs the account\'s server: parley link --request --server URL');
-  const request = await ParleyClient.requestLink(nodePlatform(options.profile), options.server);
+  const request = await ParleyClient.requestLink(platform(options), options.server);
   await showCode(options, request.code, 'On a device already linked to your account, run `parley devices approve` and paste this code (or scan it):', 'Waiting for approval…');
   return request.done;
 }
@@ -303,7 +308,7 @@ const link: Command = async (args, options) => {
   else {
     const code = await readCode('the link code your other device shows');
     if (!options.json) out('Linking… (your other device shows its progress too)');
-    client = await ParleyClient.link(nodePlatform(options.profile), code);
+    client = await ParleyClient.link(platform(options), code);
   }
   try {
     const messages = (await client.conversations()).length;

@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { isClientError } from '@parley/client';
 
 import { commands, UsageError, type Options } from './commands.js';
+import { logLevelFrom, stderrLog } from './log.js';
 
 const USAGE = `Usage: parley [--profile DIR] [--json] <command>
 
@@ -42,6 +43,11 @@ Options:
   --profile DIR   where this device's keys and messages live (default ~/.parley; env PARLEY_PROFILE)
   --json          machine-readable output (one JSON object, or JSON lines for chat)
   -h, --help      show this help
+
+Environment:
+  PARLEY_PROFILE  the default for --profile
+  PARLEY_LOG      debug, info, warn or error: the client's log on stderr, as JSON lines
+                  (connection states, frame kinds and sizes, error codes; never messages, keys or codes)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -68,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name];
   if (command === undefined) throw new UsageError(`unknown command "${name}"`);
+  const logLevel = logLevelFrom(process.env['PARLEY_LOG']);
   const options: Options = {
     profile: resolve(values.profile ?? process.env['PARLEY_PROFILE'] ?? join(homedir(), '.parley')),
     json: values.json === true,
@@ -77,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
     unmark: values.unmark === true,
     ...(values.members === undefined ? {} : { members: values.members }),
     request: values.request === true,
+    ...(logLevel === undefined ? {} : { log: stderrLog(logLevel) }),
   };
   return command(args, options);
 }

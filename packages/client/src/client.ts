@@ -19,6 +19,7 @@ import { addNotice, refreshContact } from './contacts.js';
 import type { ClientEvents, Context } from './context.js';
 import { ClientError, isClientError } from './errors.js';
 import { Events } from './events.js';
+import { errorCode, logClientEvents, Logger, type LogSink } from './log.js';
 import { changeGroup, createGroup, flushResyncs } from './groups/changes.js';
 import { getGroup, groupMembers, listGroups, type GroupEdit, type GroupInfo, type GroupMemberDetails } from './groups/groups.js';
 import { sendGroupText } from './groups/messages.js';
@@ -40,6 +41,11 @@ export interface Platform {
   /** The clock; injectable for tests. */
   readonly now?: () => number;
   readonly backoff?: BackoffOptions;
+  /**
+   * Where the SDK's debug log goes; none if absent. Lines carry event names
+   * and scalar fields only, never plaintexts, keys, tokens or codes (log.ts).
+   */
+  readonly log?: LogSink;
 }
 
 /** A contact's safety number, to compare in person or by scanning. */
@@ -105,6 +111,9 @@ const PERMANENT_FAILURES: ReadonlySet<string> = new Set(['UNKNOWN_USER', 'INVALI
  */
 export const MAX_ENVELOPE_ATTEMPTS = 5;
 
+/** The device an envelope came from, as the log names it: `username.deviceId` (the server knows both). */
+const addressOf = (envelope: Envelope) => `${envelope.source}.${envelope.sourceDevice}`;
+
 /** An incoming text the user has not read yet (notices are never counted). */
 const isUnread = (m: StoredMessage) => m.direction === 'incoming' && m.kind === 'text' && m.status === 'received';
 
@@ -159,6 +168,7 @@ export class ParleyClient {
 
   private constructor(platform: Platform, api: ServerApi, local: LocalDevice) {
     const now = platform.now ?? Date.now;
+    const log = new Logger(platform.log);
     this.#webSocket = platform.webSocket;
     const transport = new Transport(
       api,
@@ -180,6 +190,7 @@ export class ParleyClient {
         },
       },
       platform.backoff ?? DEFAULT_BACKOFF,
+      log,
     );
     this.#ctx = {
       provider: platform.provider,
@@ -188,6 +199,7 @@ export class ParleyClient {
       transport,
       events: this.events,
       now,
+      log,
       local,
       exclusive: (task) => {
         const result = this.#queue.then(task, task);
@@ -195,6 +207,7 @@ export class ParleyClient {
         return result;
       },
     };
+    logClientEvents(this.events, log);
   }
 
   /**
@@ -238,6 +251,7 @@ export class ParleyClient {
     }
     const { api, local } = await joinAccount(platform, linkCode);
     const client = new ParleyClient(platform, api, local);
+    client.#ctx.log.info('link.completed', { role: 'new', deviceId: local.deviceId });
     await client.#maintainKeysOrWarn();
     return client;
   }
@@ -255,8 +269,10 @@ export class ParleyClient {
       throw new ClientError('ACCOUNT_EXISTS', 'this profile already holds an account');
     }
     const { code, joined, cancel } = await requestJoin(platform, serverUrl);
+    new Logger(platform.log).info('link.started', { role: 'new' });
     const done = joined.then(async ({ api, local }) => {
       const client = new ParleyClient(platform, api, local);
+      client.#ctx.log.info('link.completed', { role: 'new', deviceId: local.deviceId });
       await client.#maintainKeysOrWarn();
       return client;
     });
@@ -271,6 +287,7 @@ export class ParleyClient {
    */
   async approveLink(code: string, window: HistoryWindow = {}): Promise<{ deviceId: number }> {
     const deviceId = await approveJoin(this.#ctx, this.#webSocket, code, window);
+    this.#ctx.log.info('link.completed', { role: 'existing', deviceId });
     await this.devices(); // the new list, verified, and the `devices` event
     return { deviceId };
   }
@@ -282,9 +299,14 @@ export class ParleyClient {
    * @throws ClientError `NETWORK` if the relay cannot be reached.
    */
   async startLink(window: HistoryWindow = {}): Promise<PendingLink> {
-    return offerLink(this.#ctx, this.#webSocket, window, async () => {
+    const pending = await offerLink(this.#ctx, this.#webSocket, window, async () => {
       await this.devices(); // the new list, verified, and the `devices` event
     });
+    this.#ctx.log.info('link.started', { role: 'existing' });
+    void pending.done.then(({ deviceId }) => {
+      this.#ctx.log.info('link.completed', { role: 'existing', deviceId });
+    }, () => undefined); // a failed link is the caller's to handle, through `done`
+    return pending;
   }
 
   /**
@@ -295,6 +317,7 @@ export class ParleyClient {
    */
   async unlinkDevice(deviceId: number): Promise<void> {
     await removeDevice(this.#ctx, deviceId);
+    this.#ctx.log.info('device.unlinked', { deviceId });
     if (deviceId !== this.deviceId) await this.devices();
   }
 
@@ -706,12 +729,14 @@ export class ParleyClient {
             // It can never be processed (the sender's account is gone, its device list does not verify, or it fails
             // every time): drop it and say so, and let the rest of the mailbox through.
             this.#attempts.delete(envelope.id);
+            this.#ctx.log.warn('envelope.dropped', { id: envelope.id, from: addressOf(envelope), code: errorCode(error), attempts });
             await this.#dropPoison(envelope, error, attempts);
             this.#inbox.shift();
             this.#ctx.transport.ack([envelope.id]);
             continue;
           }
           if (attempts > 0) this.#attempts.set(envelope.id, attempts);
+          this.#ctx.log.warn('envelope.failed', { id: envelope.id, from: addressOf(envelope), code: errorCode(error), attempts });
           // Network or storage trouble: unacknowledged, the envelope comes again on a new connection.
           this.events.emit('warning', { message: `could not process an envelope from ${envelope.source}; retrying`, cause: error });
           this.#inbox = [];
@@ -722,6 +747,7 @@ export class ParleyClient {
         this.#attempts.delete(envelope.id);
         this.#inbox.shift();
         this.#ctx.transport.ack([envelope.id]);
+        this.#ctx.log.debug('envelope.processed', { id: envelope.id, from: addressOf(envelope), type: envelope.type, bytes: envelope.body.length });
         this.#drainedCount++;
         for (const emit of result.events) emit();
         const { failed, receipt } = result;
@@ -791,8 +817,11 @@ export class ParleyClient {
     const { provider, api, store } = this.#ctx;
     await pruneSent(this.#ctx);
     await pruneSeen(this.#ctx);
-    let local = await refillPreKeys(provider, api, store, this.#ctx.local, this.#ctx.now());
+    const before = this.#ctx.local;
+    let local = await refillPreKeys(provider, api, store, before, this.#ctx.now());
+    if (local.nextPreKeyId !== before.nextPreKeyId) this.#ctx.log.info('prekeys.refilled', { firstId: before.nextPreKeyId, nextId: local.nextPreKeyId });
     local = await rotateSignedPreKeys(provider, api, store, local, this.#ctx.now());
+    if (local.signedPreKeyId !== before.signedPreKeyId) this.#ctx.log.info('prekeys.rotated', { signedPreKeyId: local.signedPreKeyId });
     this.#ctx.local = local;
   }
 }

@@ -8,6 +8,7 @@ import type { CryptoProvider } from '@parley/crypto';
 import type { ServerApi } from './api.js';
 import type { Events } from './events.js';
 import type { GroupAlert, GroupInfo } from './groups/groups.js';
+import type { Logger } from './log.js';
 import type { KeyValueStore } from './store/kv.js';
 import type { LocalDevice, StoredMessage } from './store/records.js';
 import type { ConnectionState, Transport } from './transport.js';
@@ -46,6 +47,8 @@ export interface Context {
   readonly transport: Transport;
   readonly events: Events<ClientEvents>;
   readonly now: () => number;
+  /** The debug log (a no-op unless the platform has a sink): events with scalar fields only, never secrets (log.ts). */
+  readonly log: Logger;
   local: LocalDevice;
   /** Runs `task` after every task queued before it (sessions change one operation at a time). */
   exclusive<T>(task: () => Promise<T>): Promise<T>;

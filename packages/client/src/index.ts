@@ -6,6 +6,7 @@ export { ParleyClient, type Platform, type SafetyNumber } from './client.js';
 export { DEFAULT_HISTORY_WINDOW, type HistoryWindow, type LinkRequest, type PendingLink } from './devices.js';
 export type { ClientEvents } from './context.js';
 export { ClientError, isClientError, type ClientErrorCode } from './errors.js';
+export type { LogEvents, LogLevel, LogSink, LogValue } from './log.js';
 export { CONTENT_VERSION, decodeContent, encodeContent, type Content } from './content.js';
 export type { GroupAlert, GroupAlertReason, GroupInfo, GroupMemberDetails } from './groups/groups.js';
 export { groupConversation } from './groups/state.js';

@@ -94,6 +94,7 @@ async function startSessions(ctx: Context, tx: Transaction, username: string, de
       throw new ClientError('INVALID_DEVICE_LIST', `the server offered keys for ${username}'s device ${id}, which its signed device list does not hold`);
     }
     await processPreKeyBundle(ctx.provider, stores, { name: username, deviceId: id }, bundleOf(answer.identityKey, device), ctx.now());
+    ctx.log.info('session.started', { address: `${username}.${id}`, oneTimePreKey: device.preKey !== undefined });
   }
 }
 
@@ -132,7 +133,11 @@ export async function send(ctx: Context, recipients: readonly Recipient[]): Prom
       if (isClientError(error, 'NETWORK') && ++networkFailures <= MAX_NETWORK_RETRIES) continue;
       throw error;
     }
-    if (answer.kind === 'sent') return answer.timestamp;
+    if (answer.kind === 'sent') {
+      ctx.log.debug('send.stored', { recipients: destinations.length, devices: destinations.reduce((n, d) => n + d.messages.length, 0) });
+      return answer.timestamp;
+    }
+    ctx.log.warn('send.refused', { code: answer.code, attempt: mismatches + 1 });
     if (answer.code !== 'DEVICE_MISMATCH' || ++mismatches > MAX_MISMATCH_RETRIES) {
       throw new ClientError('SEND_REFUSED', `the server refused the message (${answer.code}): ${answer.message}`, { serverCode: answer.code });
     }

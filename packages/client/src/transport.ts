@@ -21,6 +21,7 @@ import {
 import type { ServerApi } from './api.js';
 import { fromBase64 } from './base64.js';
 import { ClientError, isClientError } from './errors.js';
+import { errorCode, Logger, tally } from './log.js';
 
 /** The part of the standard WebSocket interface the transport uses. */
 export interface WebSocketLike {
@@ -77,6 +78,7 @@ export class Transport {
   readonly #connect: WebSocketFactory;
   readonly #events: TransportEvents;
   readonly #backoff: BackoffOptions;
+  readonly #log: Logger;
   #socket: WebSocketLike | undefined;
   #state: ConnectionState = 'offline';
   #stopped = false;
@@ -88,11 +90,12 @@ export class Transport {
   readonly #pending = new Map<number, { resolve: (answer: SendAnswer) => void; reject: (error: Error) => void }>();
   #waitingForOnline: (() => void)[] = [];
 
-  constructor(api: ServerApi, connect: WebSocketFactory, events: TransportEvents, backoff: BackoffOptions = DEFAULT_BACKOFF) {
+  constructor(api: ServerApi, connect: WebSocketFactory, events: TransportEvents, backoff: BackoffOptions = DEFAULT_BACKOFF, log = new Logger()) {
     this.#api = api;
     this.#connect = connect;
     this.#events = events;
     this.#backoff = backoff;
+    this.#log = log;
   }
 
   get state(): ConnectionState {
@@ -151,9 +154,10 @@ export class Transport {
       await new Promise<void>((resolve) => this.#waitingForOnline.push(resolve));
     }
     const requestId = (this.#requestId = (this.#requestId + 1) >>> 0);
-    const frame = encodeClientFrame(request(requestId)); // a RangeError here leaves nothing pending
+    const message = request(requestId);
+    const frame = encodeClientFrame(message); // a RangeError here leaves nothing pending
     const answer = new Promise<SendAnswer>((resolve, reject) => this.#pending.set(requestId, { resolve, reject }));
-    this.#socket.send(frame);
+    this.#send(this.#socket, frame, message.kind);
     return answer;
   }
 
@@ -166,7 +170,13 @@ export class Transport {
   ack(ids: readonly number[]): void {
     const socket = this.#socket;
     if (ids.length === 0 || socket?.readyState !== OPEN) return;
-    for (let start = 0; start < ids.length; start += 1024) socket.send(encodeClientFrame({ kind: 'ack', ids: ids.slice(start, start + 1024) }));
+    for (let start = 0; start < ids.length; start += 1024) this.#send(socket, encodeClientFrame({ kind: 'ack', ids: ids.slice(start, start + 1024) }), 'ack');
+  }
+
+  /** Sends an encoded frame, logging its kind and size (never its contents: an auth frame holds the token). */
+  #send(socket: WebSocketLike, frame: Uint8Array, kind: ClientFrame['kind']): void {
+    this.#log.debug('frame.sent', { kind, bytes: frame.length });
+    socket.send(frame);
   }
 
   async #open(): Promise<void> {
@@ -175,7 +185,9 @@ export class Transport {
     try {
       token = await this.#api.token();
     } catch (error) {
-      if (isClientError(error, 'SERVER') && error.status === 401) {
+      const removed = isClientError(error, 'SERVER') && error.status === 401;
+      this.#log.warn('login.failed', { code: errorCode(error), final: removed });
+      if (removed) {
         this.#stopped = true;
         this.#running = false;
         this.#fail(new ClientError('CLOSED', REMOVED));
@@ -190,7 +202,7 @@ export class Transport {
     this.#socket = socket;
     socket.binaryType = 'arraybuffer';
     socket.onopen = () => {
-      socket.send(encodeClientFrame({ kind: 'auth', token: fromBase64(token) })); // base64url in HTTP, raw bytes here
+      this.#send(socket, encodeClientFrame({ kind: 'auth', token: fromBase64(token) }), 'auth'); // base64url in HTTP, raw bytes here
     };
     socket.onmessage = (event) => {
       this.#onMessage(socket, event.data);
@@ -199,6 +211,7 @@ export class Transport {
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
       this.#socket = undefined;
+      this.#log.debug('connection.closed', { code: event.code });
       const final = FINAL_CLOSES.get(event.code);
       if (final !== undefined) {
         this.#stopped = true;
@@ -215,13 +228,16 @@ export class Transport {
   }
 
   #onMessage(socket: WebSocketLike, data: unknown): void {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array);
     let frames: ServerFrame[];
     try {
-      frames = decodeServerFrames(data instanceof ArrayBuffer ? new Uint8Array(data) : (data as Uint8Array));
+      frames = decodeServerFrames(bytes);
     } catch {
+      this.#log.warn('frames.undecodable', { bytes: bytes.length });
       socket.close(4400, 'undecodable frame');
       return;
     }
+    this.#log.debug('frames.received', { bytes: bytes.length, kinds: tally(frames.map((f) => f.kind)) });
     for (const frame of frames) {
       switch (frame.kind) {
         case 'ready':
@@ -251,6 +267,7 @@ export class Transport {
     const ceiling = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** this.#attempt);
     const delay = Math.random() * ceiling;
     this.#attempt++;
+    this.#log.info('connection.retry', { attempt: this.#attempt, delayMs: Math.round(delay) });
     this.#setState('offline', `${why}; retrying in ${(delay / 1000).toFixed(1)} s`);
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
@@ -267,6 +284,7 @@ export class Transport {
   #setState(state: ConnectionState, detail: string): void {
     if (this.#state === state && state !== 'offline') return;
     this.#state = state;
+    this.#log.info('connection.state', { state, attempt: this.#attempt });
     this.#events.state(state, detail);
   }
 }

@@ -55,6 +55,11 @@ function describe(change: GroupChange, self: string): string {
   }
 }
 
+/** Logs a change applied here by its kind and version: never the group's id, title or members' names. */
+function logChange(ctx: Context, kind: GroupAction['kind'], version: number, group: GroupRecord): void {
+  ctx.log.info('group.changed', { kind, version, members: group.members.length, member: group.member });
+}
+
 // --- Changes --------------------------------------------------------------------
 
 /**
@@ -79,7 +84,10 @@ export async function createGroup(ctx: Context, title: string, usernames: readon
     };
     saveGroup(tx, created);
     notice(ctx, tx, events, created.id, describe(decodeChange(signed.change), self));
-    events.push(() => { ctx.events.emit('group', groupInfo(created)); });
+    events.push(() => {
+      logChange(ctx, 'create', created.version, created);
+      ctx.events.emit('group', groupInfo(created));
+    });
     return created;
   });
   await deliverChanges(ctx, record.id);
@@ -146,7 +154,10 @@ export async function changeGroup(ctx: Context, groupId: string, edit: GroupEdit
     };
     saveGroup(tx, updated);
     notice(ctx, tx, events, groupId, describe(decodeChange(signed.change), self));
-    events.push(() => { ctx.events.emit('group', groupInfo(updated)); });
+    events.push(() => {
+      logChange(ctx, edit.kind, updated.version, updated);
+      ctx.events.emit('group', groupInfo(updated));
+    });
     return updated;
   });
   await deliverChanges(ctx, groupId);
@@ -329,6 +340,10 @@ export async function receiveGroupChanges(ctx: Context, tx: Transaction, envelop
       alert(ctx, tx, events, groupId, 'KEY_MISMATCH', `The group lists an identity key for ${member.username} that is not the one you know; nothing is sent to ${member.username} until this is resolved.`);
     }
   }
-  events.push(() => { ctx.events.emit('group', groupInfo(updated)); });
+  const applied = fresh.map((d) => d.change);
+  events.push(() => {
+    for (const change of applied) logChange(ctx, change.action.kind, change.version, updated);
+    ctx.events.emit('group', groupInfo(updated));
+  });
   return false;
 }

@@ -24,5 +24,6 @@ export function nodePlatform(profileDir: string, options: Partial<Omit<Platform,
     webSocket: options.webSocket ?? ((url) => new WebSocket(url, { perMessageDeflate: false }) as unknown as WebSocketLike),
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
+    ...(options.log === undefined ? {} : { log: options.log }),
   };
 }

@@ -18,5 +18,6 @@ export async function webPlatform(profile = 'parley', options: Partial<Omit<Plat
     webSocket: options.webSocket ?? ((url) => new WebSocket(url) as unknown as WebSocketLike),
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
+    ...(options.log === undefined ? {} : { log: options.log }),
   };
 }
