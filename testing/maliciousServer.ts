@@ -7,9 +7,10 @@
  * WebSocket frames in either direction. What it cannot do is what a real
  * hostile server cannot do either: sign with anyone's identity key but its own.
  *
- * The proxy learns which device each WebSocket belongs to by watching the
- * login it relays: `POST /v1/auth/token` names the device and answers its
- * token, and the socket's `auth` frame carries that token.
+ * The proxy learns which device each WebSocket and HTTP request belongs to by
+ * watching the login it relays: `POST /v1/auth/token` names the device and
+ * answers its token, which the socket's `auth` frame and the request's bearer
+ * header carry.
  *
  * Hooks run in order per connection and direction (an async hook holds the
  * frames behind it). A hook that throws closes its connection with 1011 and
@@ -49,6 +50,8 @@ export interface HttpExchange {
   readonly request: unknown;
   /** The server's JSON answer, parsed. */
   readonly body: unknown;
+  /** The device whose bearer token the request carried (undefined without one, or for a token the proxy never saw issued). */
+  readonly requester: DeviceName | undefined;
 }
 
 /**
@@ -251,7 +254,8 @@ export async function startMaliciousServer(upstream: string): Promise<MaliciousS
       const parsed = parseJson(body);
       const request = parseJson(requestBody);
       if (method === 'POST' && path === '/v1/auth/token' && status === 200) learnToken(request, parsed);
-      const replacement: unknown = await httpHook?.({ method, path, status, request, body: parsed });
+      const requester = tokens.get(/^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '');
+      const replacement: unknown = await httpHook?.({ method, path, status, request, body: parsed, requester });
       if (replacement !== undefined) body = Buffer.from(JSON.stringify(replacement));
     }
     const headers: IncomingHttpHeaders = {};

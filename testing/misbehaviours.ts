@@ -2,7 +2,8 @@
  * Ready-made misbehaviours for the malicious-server test double
  * (maliciousServer.ts): hooks that drop, duplicate, replay, reorder and
  * rewrite envelopes, forge device-set refusals, and rewrite device lists and
- * bundles (an injected device, a swapped identity key).
+ * bundles (an injected device, a swapped identity key, an old list served
+ * again), for everyone or for one person only.
  */
 import { xeddsaSign } from '@parley/crypto';
 import { createNodeProvider } from '@parley/crypto/node';
@@ -218,5 +219,37 @@ export function swapIdentityKey(username: string, key: Uint8Array | IdentityKeyP
       deviceList: { list: toB64(signed.list), signature: toB64(signed.signature) },
       ...(devices === undefined ? {} : { devices }),
     };
+  };
+}
+
+/** Applies `hook` only to what `username`'s devices ask: a server showing one person something else than everyone else sees. */
+export function onlyFor(username: string, hook: HttpHook): HttpHook {
+  return (exchange) => (exchange.requester?.username === username ? hook(exchange) : undefined);
+}
+
+/**
+ * Remembers every version of `username`'s device list that passes through
+ * `record` (which changes nothing), so that `replay(version)` can serve that
+ * version again in account and bundle answers: a server rolling a device list
+ * back (bringing a removed device back), or hiding a device by serving the
+ * list from before it was linked. The old list is validly signed; only its
+ * version can give it away.
+ */
+export function deviceListHistory(username: string): { readonly record: HttpHook; replay(version: number): HttpHook } {
+  const served = new Map<number, AccountJson['deviceList']>();
+  return {
+    record: (exchange) => {
+      const answer = accountAnswer(exchange, username);
+      if (answer !== undefined) served.set(decodeDeviceList(fromB64(answer.deviceList.list)).version, answer.deviceList);
+      return undefined;
+    },
+    replay: (version) => {
+      const deviceList = served.get(version);
+      if (deviceList === undefined) throw new Error(`version ${version} of ${username}'s device list never passed through the proxy`);
+      return (exchange) => {
+        const answer = accountAnswer(exchange, username);
+        return answer === undefined ? undefined : { ...answer, deviceList };
+      };
+    },
   };
 }

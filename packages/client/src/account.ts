@@ -30,11 +30,22 @@ export const PREKEY_BATCH = 100;
 export const PREKEY_LOW_WATER = 20;
 /** The signed prekey and the last-resort Kyber key are replaced this often (Signal rotates weekly too). */
 export const SIGNED_PREKEY_ROTATION_MS = 7 * 24 * 3600 * 1000;
-/** Prekey ids are 24-bit (docs/API.md §1.2); one-time ids count up from 2 and wrap around, far from the ids still in use. */
+/** Prekey ids are 24-bit (docs/API.md §1.2). */
 const MAX_KEY_ID = 0xff_ffff;
 
+/**
+ * Ids at the top of the space, kept for last-resort Kyber keys: they share
+ * their id space with the one-time Kyber keys (one store here, one table on
+ * the server), and a one-time key under a last-resort key's id would replace
+ * it. One last-resort key a week uses 2^16 ids in over a thousand years.
+ */
+const LAST_RESORT_KEY_IDS = 0x1_0000;
+
+/** One-time ids count up from 2 and wrap around below the last-resort ids, far from the ids still in use. */
+const MAX_ONE_TIME_KEY_ID = MAX_KEY_ID - LAST_RESORT_KEY_IDS;
+
 /** The n-th last-resort Kyber key's id: they count down from the top of the id space, away from the one-time keys. */
-const lastResortKeyId = (n: number) => MAX_KEY_ID - n + 1;
+const lastResortKeyId = (n: number) => MAX_KEY_ID - ((n - 1) % LAST_RESORT_KEY_IDS);
 
 export function storeSignedPreKey(tx: Transaction, key: SignedPreKeyRecord): void {
   tx.put('signed', String(key.id), serializeSignedPreKeyRecord(key).expose());
@@ -108,7 +119,8 @@ export async function createAccount(
   return local;
 }
 
-const nextId = (id: number, step = 1) => ((id - 1 + step) % MAX_KEY_ID) + 1;
+/** The id `step` after `id` among 1..`max`, wrapping around. */
+const nextId = (id: number, step: number, max: number) => ((id - 1 + step) % max) + 1;
 
 /**
  * Uploads a batch of one-time prekeys (of both kinds) when the server holds
@@ -116,14 +128,15 @@ const nextId = (id: number, step = 1) => ((id - 1 + step) % MAX_KEY_ID) + 1;
  * are uploaded, so a key the server hands out is always one this device has.
  * Returns the local device with its counters advanced.
  */
-export async function refillPreKeys(provider: CryptoProvider, api: ServerApi, store: KeyValueStore, local: LocalDevice, now: number): Promise<LocalDevice> {
+export async function refillPreKeys(provider: CryptoProvider, api: Pick<ServerApi, 'keyCounts' | 'uploadKeys'>, store: KeyValueStore, local: LocalDevice, now: number): Promise<LocalDevice> {
   const counts = await api.keyCounts();
   if (counts.preKeys >= PREKEY_LOW_WATER && counts.kyberPreKeys >= PREKEY_LOW_WATER) return local;
   const first = local.nextPreKeyId;
-  const preKeys = (await generatePreKeys(provider, first, PREKEY_BATCH)).map((k, i) => ({ ...k, id: nextId(first, i) }));
+  const oneTimeId = (i: number) => nextId(first, i, MAX_ONE_TIME_KEY_ID);
+  const preKeys = (await generatePreKeys(provider, first, PREKEY_BATCH)).map((k, i) => ({ ...k, id: oneTimeId(i) }));
   const kyberPreKeys: KyberPreKeyRecord[] = [];
-  for (let i = 0; i < PREKEY_BATCH; i++) kyberPreKeys.push(await generateKyberPreKey(provider, local.identity, nextId(first, i), now, { type: KemType.Kyber1024 }));
-  const updated = { ...local, nextPreKeyId: nextId(first, PREKEY_BATCH) };
+  for (let i = 0; i < PREKEY_BATCH; i++) kyberPreKeys.push(await generateKyberPreKey(provider, local.identity, oneTimeId(i), now, { type: KemType.Kyber1024 }));
+  const updated = { ...local, nextPreKeyId: oneTimeId(PREKEY_BATCH) };
   const tx = new Transaction(store);
   for (const key of preKeys) tx.put('prekey', String(key.id), serializePreKeyRecord(key).expose());
   for (const key of kyberPreKeys) storeKyberPreKey(tx, key);
@@ -144,7 +157,7 @@ const RETIRED_KEPT = 2;
  */
 export async function rotateSignedPreKeys(provider: CryptoProvider, api: ServerApi, store: KeyValueStore, local: LocalDevice, now: number): Promise<LocalDevice> {
   if (now - local.signedPreKeyAt < SIGNED_PREKEY_ROTATION_MS) return local;
-  const signedPreKey = await generateSignedPreKey(provider, local.identity, nextId(local.signedPreKeyId), now);
+  const signedPreKey = await generateSignedPreKey(provider, local.identity, nextId(local.signedPreKeyId, 1, MAX_KEY_ID), now);
   const n = local.lastResortCount + 1;
   const lastResort = await generateKyberPreKey(provider, local.identity, lastResortKeyId(n), now, { lastResort: true, type: KemType.Kyber1024 });
   const updated = { ...local, signedPreKeyId: signedPreKey.id, signedPreKeyAt: now, lastResortCount: n };

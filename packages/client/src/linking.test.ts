@@ -7,9 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isClientError, ParleyClient } from '@parley/client';
+import { createNodeProvider } from '@parley/crypto/node';
 
 import { Cast, eventually, Profile, texts, waitFor } from '../../../testing/clients.js';
 import { freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../testing/server.js';
+import { open, seal, type Direction } from './linking.js';
 
 let storage: Storage;
 let server: ServerProcess;
@@ -88,5 +90,25 @@ describe('a new device asks to join, a device of the account approves', () => {
     await alice.close();
     const refused = await ParleyClient.requestLink(cast.profiles.at(-1)!.platform(), server.url).catch((error: unknown) => error);
     expect(isClientError(refused, 'ACCOUNT_EXISTS')).toBe(true);
+  });
+});
+
+describe('the linking channel', () => {
+  const provider = createNodeProvider();
+
+  it('a message sealed for one direction never opens in the other, nor on another channel (row 8)', async () => {
+    const key = provider.randomBytes(32);
+    const [address, elsewhere] = [provider.randomBytes(16), provider.randomBytes(16)];
+    const account = new TextEncoder().encode('the account, identity key and all');
+    const ways: [Direction, Direction][] = [['to-new-device', 'to-existing-device'], ['to-existing-device', 'to-new-device']];
+    for (const [direction, reverse] of ways) {
+      const sealed = await seal(provider, key, address, direction, account);
+      expect(await open(provider, key, address, direction, sealed)).toEqual(account);
+      // A relay reflecting the message to its sender, or splicing it into another channel, gets it refused.
+      const reflected = await open(provider, key, address, reverse, sealed).catch((error: unknown) => error);
+      expect(isClientError(reflected, 'BAD_RESPONSE'), direction).toBe(true);
+      const spliced = await open(provider, key, elsewhere, direction, sealed).catch((error: unknown) => error);
+      expect(isClientError(spliced, 'BAD_RESPONSE'), direction).toBe(true);
+    }
   });
 });

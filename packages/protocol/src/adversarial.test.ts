@@ -1,16 +1,18 @@
 /**
- * Named attacks from ../shared/SECURITY-TESTS.md, rows 9–16, replayed against
- * Parley's protocol layer. Each test is named after its row.
+ * Named attacks from ../shared/SECURITY-TESTS.md, rows 3, 8 and 9–16, replayed
+ * against Parley's protocol layer. Each test is named after its row.
  */
-import { fromHex, serializePublicKey, SecretBytes, type CryptoProvider } from '@parley/crypto';
+import { fromHex, KemType, serializePublicKey, SecretBytes, type CryptoProvider } from '@parley/crypto';
 import { createNodeProvider } from '@parley/crypto/node';
 import { describe, expect, it } from 'vitest';
 
 import { LOW_ORDER_POINTS } from '../../../testing/curve25519.js';
 import { NOW, parleyPeer, type ParleyPeer } from '../../../testing/peers.js';
-import { encodeSignalMessage } from './codec/messages.js';
+import { encodePreKeySignalMessage, encodeSignalMessage } from './codec/messages.js';
 import {
   decodePreKeySignalMessage,
+  generateKyberPreKey,
+  generatePreKeys,
   isProtocolError,
   limits,
   MessageType,
@@ -18,6 +20,7 @@ import {
   serializeSessionRecord,
   type CiphertextMessage,
   type PreKeyBundle,
+  type ProtocolErrorCode,
 } from './index.js';
 
 const provider = createNodeProvider();
@@ -55,6 +58,76 @@ const flipped = (bytes: Uint8Array, bit: number): Uint8Array => {
   return copy;
 };
 
+describe('SECURITY-TESTS row 3: key confusion', () => {
+  it('refuses a key in the place of a key of another kind, even under the signature its identity made for it (row 3)', async () => {
+    const [alice, bob] = await pair();
+    const bundle = await bob.bundle();
+    const confusions: [string, Partial<PreKeyBundle>, ProtocolErrorCode][] = [
+      ['the signed prekey as the Kyber prekey', { kyberPreKey: bundle.signedPreKey, kyberPreKeySignature: bundle.signedPreKeySignature }, 'INVALID_KEY'],
+      ['the Kyber prekey as the signed prekey', { signedPreKey: bundle.kyberPreKey, signedPreKeySignature: bundle.kyberPreKeySignature }, 'INVALID_KEY'],
+      ['the Kyber prekey as the one-time prekey', { preKey: bundle.kyberPreKey }, 'INVALID_KEY'],
+      ['the signed prekey as the identity key', { identityKey: bundle.signedPreKey }, 'INVALID_SIGNATURE'],
+      ['the Kyber prekey as the identity key', { identityKey: bundle.kyberPreKey }, 'INVALID_KEY'],
+    ];
+    for (const [confusion, swap, code] of confusions) {
+      expect(isProtocolError(await errorOf(alice.startSession(bob, { ...bundle, ...swap })), code), confusion).toBe(true);
+      expect(await alice.stores.sessions.loadSession(bob.address), confusion).toBeUndefined();
+      expect(await alice.stores.identities.getIdentity(bob.address), confusion).toBeUndefined();
+    }
+  });
+
+  it('keeps key ids apart by kind: a one-time, a signed and a Kyber prekey may share an id, and none is ever taken for another (row 3)', async () => {
+    const [alice, bob] = await pair();
+    const honest = await bob.bundle({ withOneTimePreKey: false });
+    const shared = honest.signedPreKeyId;
+    const oneTime = (await generatePreKeys(provider, shared, 1))[0]!;
+    const kyber = await generateKyberPreKey(provider, bob.identity, shared, NOW);
+    bob.stores.preKeys.storePreKey(oneTime);
+    bob.stores.preKeys.storeKyberPreKey(kyber);
+    const sharing: PreKeyBundle = {
+      ...honest,
+      preKeyId: shared,
+      preKey: serializePublicKey(oneTime.publicKey),
+      kyberPreKeyId: shared,
+      kyberPreKey: kyber.publicKey,
+      kyberPreKeySignature: kyber.signature,
+    };
+    await alice.startSession(bob, sharing);
+    expect(read(await bob.decrypt(alice.address, await alice.encrypt(bob.address, text('three keys, one id'))))).toBe('three keys, one id');
+    // The one-time keys are used up; the signed prekey of the same id stays.
+    expect(await bob.stores.preKeys.loadPreKey(shared)).toBeUndefined();
+    expect(await bob.stores.preKeys.loadKyberPreKey(shared)).toBeUndefined();
+    expect(await bob.stores.preKeys.loadSignedPreKey(shared)).toBeDefined();
+
+    // A server offering the signed prekey as a one-time prekey, under its own id: it never stands in for one.
+    const carol = await parleyPeer(provider, 'carol');
+    await carol.startSession(bob, { ...honest, preKeyId: shared, preKey: honest.signedPreKey });
+    const before = await snapshot(bob, carol);
+    const error = await errorOf(bob.decrypt(carol.address, await carol.encrypt(bob.address, text('x'))));
+    expect(isProtocolError(error, 'UNKNOWN_PREKEY')).toBe(true);
+    expect(await snapshot(bob, carol)).toBe(before);
+  });
+});
+
+describe('SECURITY-TESTS row 8: cross-context reuse', () => {
+  it('a one-to-one message reflected to its own sender never opens there, and changes nothing (row 8)', async () => {
+    const [alice, bob] = await pair();
+    await alice.startSession(bob, await bob.bundle());
+    const reflect = async (from: ParleyPeer, to: ParleyPeer, what: string) => {
+      const message = await from.encrypt(to.address, text(what));
+      const before = await snapshot(from, to);
+      expect(isProtocolError(await errorOf(from.decrypt(to.address, message))), what).toBe(true);
+      expect(await snapshot(from, to), what).toBe(before);
+      return message;
+    };
+    // The MAC covers sender and receiver identities in order, and each direction has its own chains.
+    const first = await reflect(alice, bob, 'a first message');
+    expect(read(await bob.decrypt(alice.address, first))).toBe('a first message');
+    await reflect(bob, alice, 'a reply');
+    await reflect(alice, bob, 'a later message');
+  });
+});
+
 describe('SECURITY-TESTS row 9: bad prekey signature', () => {
   for (const field of ['signedPreKeySignature', 'kyberPreKeySignature'] as const) {
     it(`rejects every bit flip of the ${field}`, async () => {
@@ -83,6 +156,34 @@ describe('SECURITY-TESTS row 9: bad prekey signature', () => {
     for (const swap of swaps) {
       expect(isProtocolError(await errorOf(alice.startSession(bob, { ...bundle, ...swap })), 'INVALID_SIGNATURE')).toBe(true);
     }
+  });
+
+  it('refuses a first message whose Kyber ciphertext was encapsulated anew, to any key, and changes nothing (row 9)', async () => {
+    const [alice, bob] = await pair();
+    const another = await generateKyberPreKey(provider, bob.identity, 10, NOW);
+    bob.stores.preKeys.storeKyberPreKey(another);
+    const bundle = await bob.bundle();
+    await alice.startSession(bob, bundle);
+    const genuine = await alice.encrypt(bob.address, text('genuine'));
+    const parsed = decodePreKeySignalMessage(genuine.body);
+    /** The genuine message with its Kyber ciphertext replaced by a fresh encapsulation to `publicKey`, naming `kyberPreKeyId`. */
+    const encapsulatedTo = async (publicKey: Uint8Array, kyberPreKeyId = parsed.kyberPreKeyId): Promise<CiphertextMessage> => {
+      const { ciphertext } = await provider.kemEncapsulate(publicKey);
+      return { type: MessageType.PreKey, body: encodePreKeySignalMessage({ ...parsed, kyberPreKeyId, kyberCiphertext: ciphertext }).serialized };
+    };
+    const forgeries: [string, CiphertextMessage][] = [
+      ["to the attacker's key", await encapsulatedTo((await provider.kemGenerateKeyPair(KemType.Kyber1024)).publicKey)],
+      ["to another of Bob's Kyber prekeys", await encapsulatedTo(another.publicKey)],
+      ["to another of Bob's Kyber prekeys, named as such", await encapsulatedTo(another.publicKey, another.id)],
+      ['to the very Kyber prekey Alice used', await encapsulatedTo(bundle.kyberPreKey)],
+    ];
+    const before = await snapshot(bob, alice);
+    for (const [forgery, message] of forgeries) {
+      expect(isProtocolError(await errorOf(bob.decrypt(alice.address, message)), 'INVALID_MESSAGE'), forgery).toBe(true);
+      expect(await snapshot(bob, alice), forgery).toBe(before);
+      expect(await bob.stores.preKeys.loadKyberPreKey(another.id), forgery).toBeDefined();
+    }
+    expect(read(await bob.decrypt(alice.address, genuine))).toBe('genuine');
   });
 });
 

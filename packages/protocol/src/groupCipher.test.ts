@@ -3,13 +3,14 @@
  * exactly once; counters past MAX_FORWARD_JUMPS are refused (the boundary is
  * accepted); skipped keys stay bounded; forged, tampered or undecryptable
  * messages are refused with the store unchanged (every bit of a message
- * flipped); one sender's key does not open another's messages; a replayed
+ * flipped); one sender's key does not open another's messages, nor a message
+ * signed for one group open in another; a replayed
  * distribution cannot rewind a chain; and states per sender stay bounded.
  * A fast-check model sends, delivers in any order, duplicates and restarts
  * the receiver through serialized records: every message decrypts exactly once.
  * Every pair of crypto providers interoperates.
  */
-import { SecretBytes, type CryptoProvider } from '@parley/crypto';
+import { concatBytes, SecretBytes, type CryptoProvider } from '@parley/crypto';
 import { createNodeProvider } from '@parley/crypto/node';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import { parleyPeer } from '../../../testing/peers.js';
 import { providerCases } from '../../../testing/providers.js';
 import type { ProtocolAddress } from './address.js';
 import { decodeSignalMessage } from './codec/messages.js';
-import { encodeSenderKeyDistributionMessage, encodeSenderKeyMessage } from './codec/senderKeyMessages.js';
+import { encodeSenderKeyDistributionMessage, encodeSenderKeyMessage, encodeSenderKeyMessageBody } from './codec/senderKeyMessages.js';
 import { deserializeSenderKeyRecord, serializeSenderKeyRecord } from './codec/senderKeyRecord.js';
 import { createSenderKeyDistributionMessage, groupDecrypt, groupEncrypt, processSenderKeyDistributionMessage } from './groupCipher.js';
 import { MAX_FORWARD_JUMPS, MAX_SENDER_KEY_STATES, MAX_SENDER_MESSAGE_KEYS } from './limits.js';
@@ -42,8 +43,8 @@ async function setUp(sender: ProtocolAddress = alice, receiver: SenderKeyStore =
   return { senderStore, receiver, skdm, send };
 }
 
-async function snapshot(store: SenderKeyStore, sender: ProtocolAddress): Promise<Uint8Array | undefined> {
-  const record = await store.loadSenderKey(sender, GROUP);
+async function snapshot(store: SenderKeyStore, sender: ProtocolAddress, group = GROUP): Promise<Uint8Array | undefined> {
+  const record = await store.loadSenderKey(sender, group);
   return record === undefined ? undefined : serializeSenderKeyRecord(record).expose();
 }
 
@@ -192,6 +193,22 @@ describe('group cipher', () => {
       expect(await asyncOutcome(() => groupDecrypt(provider, receiver, alice, oneToOne.body))).toBe('INVALID_ENCODING');
     }
     expect(await snapshot(receiver, alice)).toEqual(before);
+  });
+
+  it('SECURITY-TESTS row 8: a group message moved to another group of the same sender fails its signature, and changes neither group', async () => {
+    const other = 'a0b1c2d3-e4f5-4a6b-8c7d-8e9fa0b1c2d3';
+    const [senderStore, receiver] = [new InMemorySenderKeyStore(), new InMemorySenderKeyStore()];
+    for (const group of [GROUP, other]) {
+      await processSenderKeyDistributionMessage(receiver, alice, (await createSenderKeyDistributionMessage(provider, senderStore, alice, group)).serialized);
+    }
+    const genuine = await groupEncrypt(provider, senderStore, alice, GROUP, text('for the first group'));
+    const { chainId } = (await receiver.loadSenderKey(alice, other))!.states[0]!;
+    // The distribution id (and chain id) are signed: rewritten to name the other group, the message keeps a signature over the old ones.
+    const moved = concatBytes(encodeSenderKeyMessageBody({ ...genuine, distributionId: other, chainId }), genuine.signature);
+    const before = [await snapshot(receiver, alice), await snapshot(receiver, alice, other)];
+    expect(await asyncOutcome(() => groupDecrypt(provider, receiver, alice, moved))).toBe('INVALID_SIGNATURE');
+    expect([await snapshot(receiver, alice), await snapshot(receiver, alice, other)]).toEqual(before);
+    expect(read(await groupDecrypt(provider, receiver, alice, genuine.serialized))).toBe('for the first group');
   });
 
   it('refuses to encrypt without a sender key, or with one received from someone else', async () => {

@@ -11,7 +11,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { createNodeProvider } from '@parley/crypto/node';
 import { xeddsaSign } from '@parley/crypto';
-import { generateIdentityKeyPair, signDeviceList, verifyDeviceList, verifyPreKeySignature, type IdentityKeyPair } from '@parley/protocol';
+import {
+  generateIdentityKeyPair,
+  signAuthChallenge,
+  signDeviceList,
+  verifyAuthChallenge,
+  verifyDeviceList,
+  verifyPreKeySignature,
+  type IdentityKeyPair,
+} from '@parley/protocol';
 
 import { asyncOutcome } from '../../../../testing/fuzz.js';
 
@@ -204,6 +212,14 @@ describe('applyChange', () => {
     await refused(applyChange(provider, undefined, { change: change.change, signature: bare }), 'INVALID_SIGNATURE');
     const list = await signDeviceList(provider, alice, { username: 'alice', version: 1, devices: [{ deviceId: 1, registrationId: 1, authKey: ids.bob.publicKey }] });
     await refused(applyChange(provider, undefined, { change: list.list, signature: list.signature }), 'INVALID_CHANGE');
+  });
+
+  it('SECURITY-TESTS row 8: no login answer is a change signature, even to a challenge the server makes of a change, signed by the identity key', async () => {
+    const change = await sign('alice', undefined, { kind: 'create', title: 'Trip', members: [member('alice', 'admin'), member('bob')] });
+    // The server picks login challenges: one that is a change's bytes, answered by a device whose auth key is the identity key.
+    const answer = await signAuthChallenge(provider, ids.alice.privateKey, 'alice', 1, change.change);
+    await refused(applyChange(provider, undefined, { change: change.change, signature: answer }), 'INVALID_SIGNATURE');
+    expect(await verifyAuthChallenge(provider, ids.alice.publicKey, 'alice', 1, change.change, change.signature)).toBe(false);
   });
 
   it('never mutates its input roster', async () => {

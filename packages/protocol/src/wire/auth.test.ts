@@ -2,13 +2,14 @@
  * Login challenges: a device's signature answers one challenge, for one
  * username and one device, under one key, and nothing else.
  */
-import { xeddsaVerify } from '@parley/crypto';
+import { serializePublicKey, xeddsaVerify } from '@parley/crypto';
 import { createNodeProvider } from '@parley/crypto/node';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { asyncOutcome } from '../../../../testing/fuzz.js';
-import { generateIdentityKeyPair, verifyPreKeySignature, type IdentityKeyPair } from '../keys.js';
+import { generateIdentityKeyPair, generateKyberPreKey, generateSignedPreKey, verifyPreKeySignature, type IdentityKeyPair } from '../keys.js';
 import { AUTH_CHALLENGE_LENGTH, signAuthChallenge, verifyAuthChallenge } from './auth.js';
+import { signDeviceList, verifyDeviceList } from './deviceList.js';
 
 const provider = createNodeProvider();
 
@@ -80,6 +81,25 @@ describe('auth challenges', () => {
 
   it('an auth signature is no prekey signature over the challenge', async () => {
     expect(await verifyPreKeySignature(provider, auth.publicKey, challenge, signature)).toBe(false);
+  });
+
+  it('with the identity key as its auth key, no challenge the server picks gets a device list or prekey signed, nor do those answer one (rows 3 and 8)', async () => {
+    const identity = await generateIdentityKeyPair(provider);
+    const list = await signDeviceList(provider, identity, { username: 'alice', version: 1, devices: [{ deviceId: 2, registrationId: 7, authKey: identity.publicKey }] });
+    const signedPreKey = await generateSignedPreKey(provider, identity, 1, 0);
+    const kyberPreKey = await generateKyberPreKey(provider, identity, 1, 0);
+    const signedByIdentity: [string, Uint8Array, Uint8Array][] = [
+      ['a device list', list.list, list.signature],
+      ['a signed prekey', serializePublicKey(signedPreKey.publicKey), signedPreKey.signature],
+      ['a Kyber prekey', kyberPreKey.publicKey, kyberPreKey.signature],
+    ];
+    for (const [what, bytes, signature] of signedByIdentity) {
+      // The server chooses the challenge: it makes it the bytes of another structure.
+      const answer = await signAuthChallenge(provider, identity.privateKey, 'alice', 2, bytes);
+      expect(await verifyPreKeySignature(provider, identity.publicKey, bytes, answer), what).toBe(false);
+      expect(await asyncOutcome(() => verifyDeviceList(provider, identity.publicKey, { list: bytes, signature: answer })), what).toBe('INVALID_SIGNATURE');
+      expect(await verifyAuthChallenge(provider, identity.publicKey, 'alice', 2, bytes, signature), what).toBe(false);
+    }
   });
 
   it('refuses an auth key that is not a serialized Curve25519 key', async () => {

@@ -219,6 +219,17 @@ describe.each(engineCases)('accounts, login and linking on $title', (engineCase)
     expect({ status: keys.status, body: keys.body }).toEqual({ status: 200, body: { preKeys: 0, kyberPreKeys: 0 } });
   });
 
+  it.skipIf(!available)('refuses a login signed with the identity key, which every linked device holds: only the device\'s own auth key logs it in (row 3)', async () => {
+    const alice = await TestAccount.register(suite.server.url, name('alice'));
+    const login = async (signer: IdentityKeyPair) => {
+      const { body } = await http<{ challenge: string }>(suite.server.url, 'POST', '/v1/auth/challenge', { body: { username: alice.username, deviceId: 1 } });
+      const signature = await signAuthChallenge(provider, signer.privateKey, alice.username, 1, fromB64(body.challenge));
+      return http(suite.server.url, 'POST', '/v1/auth/token', { body: { username: alice.username, deviceId: 1, challenge: body.challenge, signature: b64(signature) } });
+    };
+    expectError(await login(alice.identity), 401, 'UNAUTHORIZED');
+    expect((await login(alice.devices[0]!.auth)).status).toBe(200);
+  });
+
   it.skipIf(!available)('refuses missing, garbage, forged and truncated bearer tokens with the same 401', async () => {
     const alice = await TestAccount.register(suite.server.url, name('alice'));
     const token = await alice.devices[0]!.login();
