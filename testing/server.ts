@@ -118,16 +118,19 @@ export interface ServerProcess {
 /**
  * Starts `parley-server` on a free port of 127.0.0.1 with the given storage,
  * and resolves once it prints its URL. `nodeArgs` go to node itself (such as
- * `--cpu-prof`, which NODE_OPTIONS does not take).
+ * `--cpu-prof`, which NODE_OPTIONS does not take); `env` is added to this
+ * process's environment (such as a crash point, packages/server/src/faultPoints.ts).
  * @throws if the process exits first (with its output in the message).
  */
 export async function spawnServer(
   storage: Storage,
   extraArgs: readonly string[] = [],
   nodeArgs: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
 ): Promise<ServerProcess> {
   const child = spawn(process.execPath, [...nodeArgs, serverBin, '--port', '0', '--log-level', 'warn', '--registrations', '1000000', ...storage.args, ...extraArgs], {
     cwd: repoRoot,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
+import { crashPlanFromEnv } from './faultPoints.js';
 import { HEARTBEAT_INTERVAL_MS, PROVISIONING_LIMITS, REGISTRATION_LIMITS } from './limits.js';
 import type { LogLevel } from './log.js';
 import { startServer, type ServerConfig } from './server.js';
@@ -78,6 +79,8 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
   const key = values['tls-key'];
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   const web = values.web ?? env['PARLEY_WEB'];
+  const faults = crashPlanFromEnv(env);
+  if (faults.warning !== undefined) process.stderr.write(`parley-server: ${faults.warning}\n`);
   return {
     host: values.host ?? env['PARLEY_HOST'] ?? '127.0.0.1',
     port,
@@ -95,6 +98,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
     logIps: values['log-ips'] === true,
     publicMetrics: values['public-metrics'] === true,
     ...(web === undefined ? {} : { webRoot: web }),
+    ...(faults.plan === undefined ? {} : { crashAt: faults.plan }),
   };
 }
 
@@ -109,7 +113,7 @@ async function main(): Promise<void> {
   try {
     config = parseConfig(process.argv.slice(2));
   } catch (error) {
-    if (!(error instanceof UsageError) && !(error instanceof TypeError)) throw error;
+    if (!(error instanceof UsageError) && !(error instanceof TypeError) && !(error instanceof RangeError)) throw error;
     process.stderr.write(`parley-server: ${error.message}\n\n${USAGE}`);
     process.exit(2);
   }

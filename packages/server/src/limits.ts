@@ -66,6 +66,18 @@ export const MAX_INFLIGHT_BYTES = 2 * 1024 * 1024;
 export const MAX_PENDING_SENDS = 256;
 
 /**
+ * Bytes handed to one connection's socket and not yet taken by the network
+ * (answers, envelopes). Past this the server stops reading the socket until
+ * half has gone out, so a device that sends without reading what it is
+ * answered is slowed down by TCP, as for MAX_PENDING_SENDS, instead of the
+ * server buffering every answer for it. Above what the in-flight window alone
+ * can hold (MAX_INFLIGHT_BYTES, one more envelope, and a MiB for answers and
+ * framing), so that a device that merely receives slowly is never stopped from
+ * sending its acks and pongs.
+ */
+export const MAX_UNSENT_BYTES = MAX_INFLIGHT_BYTES + MAX_ENVELOPE_BYTES + 1024 * 1024;
+
+/**
  * Frames a client may send behind its `auth` frame before `ready`. The server
  * stops reading while it checks the token, so only what was already in flight
  * arrives; a client that pipelines its first sends saves a round trip.

@@ -23,6 +23,8 @@ export interface MetricSources {
   writeQueue(): number;
   /** Envelopes pushed to connections and not yet acknowledged. */
   inflight(): number;
+  /** Bytes written to device sockets and not yet taken by the network. */
+  unsent(): number;
   /** Envelopes stored in all mailboxes. */
   stored(): Promise<number>;
 }
@@ -45,6 +47,14 @@ export function createMetrics(sources: MetricSources): Metrics {
     registers,
     collect() {
       this.set(sources.inflight());
+    },
+  });
+  new Gauge({
+    name: 'parley_unsent_bytes',
+    help: 'Bytes written to device connections and not yet taken by the network',
+    registers,
+    collect() {
+      this.set(sources.unsent());
     },
   });
   new Gauge({

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
-import { fastify, LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import { fastify, LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { sql } from 'kysely';
 import { WebSocketServer } from 'ws';
 
@@ -21,6 +21,7 @@ import { DeviceConnection } from './delivery/connection.js';
 import { PostOffice } from './delivery/postOffice.js';
 import { Directory } from './directory.js';
 import { CloseCode, isServerError, ServerError } from './errors.js';
+import { armCrash, type CrashPlan } from './faultPoints.js';
 import { accountRoutes } from './http/accounts.js';
 import { authRoutes } from './http/auth.js';
 import { deviceRoutes } from './http/devices.js';
@@ -70,6 +71,8 @@ export interface ServerConfig {
   readonly publicMetrics: boolean;
   /** A built web client (apps/web's dist folder) to serve at `/`, under a strict Content-Security-Policy. */
   readonly webRoot?: string;
+  /** For fault-injection tests only: where the process kills itself (faultPoints.ts). Armed process-wide. */
+  readonly crashAt?: CrashPlan;
 }
 
 export interface RunningServer {
@@ -102,6 +105,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     );
   }
   const webApp = config.webRoot === undefined ? undefined : loadWebApp(config.webRoot); // a wrong folder fails before anything opens
+  armCrash(config.crashAt);
   const log = createLogger(config.logLevel);
   const now = () => Date.now();
   const provider = createNodeProvider();
@@ -111,7 +115,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   try {
     writer =
       config.database.engine === 'sqlite'
-        ? await startSqliteWriter({ path: database.location, synchronous: config.database.synchronous })
+        ? await startSqliteWriter({ path: database.location, synchronous: config.database.synchronous, crashAt: config.crashAt })
         : kyselyMailboxWriter(db);
   } catch (error) {
     await database.close();
@@ -133,6 +137,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const metrics = createMetrics({
     writeQueue: () => postOffice.queueDepth,
     inflight: () => [...connections].reduce((n, c) => n + c.inflight, 0),
+    unsent: () => [...connections].reduce((n, c) => n + c.unsent, 0),
     stored: () => totalEnvelopes(db),
   });
   const postOffice = new PostOffice({ db, writer, directory, metrics, log, now, lookups: limits.lookups });
@@ -246,6 +251,11 @@ function buildHttp(ctx: ServerContext, config: ServerConfig): FastifyInstance {
     // Fastify's Ajv strips properties a schema does not allow; refuse them instead (additionalProperties: false means no).
     // and never coerces a string into a number or the like.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // The router refuses some requests before any route or error handler runs (a path that is not
+    // percent-encoded UTF-8, an over-long parameter): they get the body every other refusal has.
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      void reply.code(400).send({ error: { code: 'BAD_REQUEST', message: error.message } });
+    },
     ...(config.trustProxy === undefined ? {} : { trustProxy: config.trustProxy }),
     ...(config.tls === undefined
       ? {}

@@ -7,10 +7,10 @@
  * and acknowledge, and receives its mailbox in order: first what is stored
  * (read from the database in windows), then, once caught up, new envelopes as
  * they are committed. At most MAX_INFLIGHT_ENVELOPES (and MAX_INFLIGHT_BYTES)
- * are pushed and unacknowledged at a time, and at most MAX_PENDING_SENDS sends
- * wait for storage before the server stops reading the socket (a multicast is
- * one send). A frame that does not decode closes this connection and nothing
- * else.
+ * are pushed and unacknowledged at a time. The server stops reading the
+ * socket while MAX_PENDING_SENDS sends wait for storage (a multicast is one
+ * send), or while MAX_UNSENT_BYTES written to it have not gone out. A frame
+ * that does not decode closes this connection and nothing else.
  */
 import type { RawData, WebSocket } from 'ws';
 
@@ -20,7 +20,8 @@ import { deviceForToken } from '../auth/device.js';
 import type { TokenIssuer } from '../auth/tokens.js';
 import type { Directory } from '../directory.js';
 import { closeReason, CloseCode } from '../errors.js';
-import { AUTH_TIMEOUT_MS, MAX_EARLY_FRAMES, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_ENVELOPES, MAX_PENDING_SENDS } from '../limits.js';
+import { faultPoint } from '../faultPoints.js';
+import { AUTH_TIMEOUT_MS, MAX_EARLY_FRAMES, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_ENVELOPES, MAX_PENDING_SENDS, MAX_UNSENT_BYTES } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { StoredEnvelope } from '../storage/mailbox.js';
@@ -42,6 +43,8 @@ export class DeviceConnection implements MailboxListener {
   readonly #authTimer: NodeJS.Timeout;
   /** Frames written this turn, sent together as one message at its end: see #write. */
   #outbox: Uint8Array[] = [];
+  /** Bytes handed to the socket and not yet taken by the network (MAX_UNSENT_BYTES). */
+  #unsent = 0;
 
   /**
    * Set while a send waits for accounts to be read (see PostOffice.accept):
@@ -103,6 +106,11 @@ export class DeviceConnection implements MailboxListener {
   /** Envelopes pushed and not yet acknowledged. */
   get inflight(): number {
     return this.#inflight.size;
+  }
+
+  /** Bytes written to the socket and not yet taken by the network. */
+  get unsent(): number {
+    return this.#unsent;
   }
 
   /**
@@ -194,12 +202,15 @@ export class DeviceConnection implements MailboxListener {
         });
         return;
       case 'send':
+        faultPoint('after-receive');
         this.#send(frame.requestId, frame.destinations);
         return;
       case 'ack':
+        faultPoint('before-ack');
         this.#acknowledge(frame.ids);
         return;
       case 'multicast':
+        faultPoint('after-receive');
         // The send it stands for, answered under the same request id; one pending send, however many devices it names.
         this.#send(frame.requestId, multicastDestinations(frame.type, frame.body, frame.recipients));
         return;
@@ -235,7 +246,8 @@ export class DeviceConnection implements MailboxListener {
           ? { kind: 'sent', requestId, timestamp: outcome.timestamp }
           : { kind: 'refused', requestId, code: outcome.code, message: outcome.message, mismatches: outcome.mismatches },
       );
-      if (--this.#pendingSends < MAX_PENDING_SENDS / 2 && !this.#paused && this.#socket.isPaused) this.#socket.resume();
+      this.#pendingSends--;
+      this.#readIfRoom();
     };
     const accept = () =>
       this.#deps.postOffice.accept(device, destinations, answer)?.catch((error: unknown) => {
@@ -261,6 +273,16 @@ export class DeviceConnection implements MailboxListener {
     }
     if (acknowledged.length > 0) this.#deps.postOffice.acknowledge(this.#device!, acknowledged);
     if (this.#mode === 'behind' && this.#hasRoom()) void this.#pump();
+  }
+
+  /**
+   * Reads the socket again once fewer than half of MAX_PENDING_SENDS sends
+   * wait and at most half of MAX_UNSENT_BYTES have not gone out, unless
+   * shutdown stopped it or the token is being checked.
+   */
+  #readIfRoom(): void {
+    if (this.#paused || this.#state !== 'open' || !this.#socket.isPaused) return;
+    if (this.#pendingSends < MAX_PENDING_SENDS / 2 && this.#unsent <= MAX_UNSENT_BYTES / 2) this.#socket.resume();
   }
 
   /** Whether the connection was closed (callers check after every await). */
@@ -332,6 +354,7 @@ export class DeviceConnection implements MailboxListener {
         body: envelope.body,
       },
     });
+    faultPoint('after-push', this.#flushOutbox);
   }
 
   /**
@@ -349,7 +372,13 @@ export class DeviceConnection implements MailboxListener {
     const frames = this.#outbox;
     this.#outbox = [];
     if (frames.length === 0 || this.#socket.readyState !== this.#socket.OPEN) return;
-    this.#socket.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    const message = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+    this.#unsent += message.length;
+    this.#socket.send(message, () => {
+      this.#unsent -= message.length;
+      this.#readIfRoom();
+    });
+    if (this.#unsent > MAX_UNSENT_BYTES && this.#state === 'open') this.#socket.pause();
   };
 
   #fail(error: unknown): void {

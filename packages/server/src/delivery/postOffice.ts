@@ -16,6 +16,7 @@ import type { DeviceMismatch, Destination, MulticastRecipient, SendRefusalCode }
 import type { DeviceIdentity } from '../auth/tokens.js';
 import type { Directory } from '../directory.js';
 import type { StoredAccount } from '../storage/accounts.js';
+import { faultPoint } from '../faultPoints.js';
 import { MAX_ENVELOPE_BYTES, MAX_MAILBOX_ENVELOPES, MAX_SEND_STORED_BYTES } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -287,6 +288,7 @@ export class PostOffice {
       for (const send of sends) send.resolve(refuse('UNAVAILABLE', 'the server could not store the send; try again'));
       return;
     }
+    if (committed.firstId !== 0) faultPoint('after-store');
     this.#metrics.batchSeconds.observe((performance.now() - started) / 1000);
     this.#metrics.acked.inc(acks.reduce((n, a) => n + a.ids.length, 0));
     const stored: StoredEnvelope[] = [];

@@ -119,7 +119,7 @@ class Clock {
   }
 }
 
-const metrics = createMetrics({ writeQueue: () => 0, inflight: () => 0, stored: async () => 0 });
+const metrics = createMetrics({ writeQueue: () => 0, inflight: () => 0, unsent: () => 0, stored: async () => 0 });
 const log = createLogger('silent');
 
 function setup(overrides: Partial<RelayDeps> = {}) {

@@ -11,6 +11,7 @@
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 
+import { faultPoint } from '../faultPoints.js';
 import { MAX_MAILBOX_ENVELOPES } from '../limits.js';
 import { blob } from './database.js';
 import type { Schema } from './schema.js';
@@ -83,6 +84,7 @@ export function kyselyMailboxWriter(db: Kysely<Schema>): MailboxWriter {
           sends.filter((_, i) => admitted[i]).flat(),
           timestamp,
         );
+        if (firstId !== 0) faultPoint('mid-commit');
         return { admitted, firstId };
       }),
     close: async () => undefined,

@@ -12,12 +12,15 @@
  */
 import { Worker } from 'node:worker_threads';
 
+import type { CrashPlan } from '../faultPoints.js';
 import type { Acknowledgement, Committed, MailboxWriter, NewEnvelope } from './mailbox.js';
 import type { Synchronous } from './sqlite.js';
 
 export interface WriterConfig {
   readonly path: string;
   readonly synchronous: Synchronous;
+  /** For fault-injection tests only: armed in the writer's thread too, which is where `mid-commit` is reached. */
+  readonly crashAt?: CrashPlan | undefined;
 }
 
 export type WriterRequest =

@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 
+import { armCrash, faultPoint } from '../faultPoints.js';
 import { accountsOf, admit, mailboxKey, type Acknowledgement, type Committed, type NewEnvelope } from './mailbox.js';
 import { openSqlite } from './sqlite.js';
 import type { WriterConfig, WriterReply, WriterRequest } from './sqliteWriter.js';
@@ -19,6 +20,7 @@ const reply = (message: WriterReply) => {
 
 const { config } = workerData as { config: WriterConfig };
 const db = openSqlite(config.path, config.synchronous);
+armCrash(config.crashAt);
 
 const sizesOf = db.prepare<[number], { device_id: number; n: number }>(
   'select device_id, count(*) as n from envelopes where account_id = ? group by device_id',
@@ -44,6 +46,7 @@ const commit = db.transaction((sends: readonly (readonly NewEnvelope[])[], acks:
     const body = Buffer.from(e.body.buffer, e.body.byteOffset, e.body.byteLength);
     insert.run(firstId + i, e.accountId, e.deviceId, e.source, e.sourceDevice, e.type, body, timestamp);
   });
+  faultPoint('mid-commit');
   return { admitted, firstId };
 });
 
