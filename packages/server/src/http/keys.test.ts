@@ -28,6 +28,8 @@ import { BUNDLE_FETCH_LIMITS } from '../limits.js';
 const NOW = Date.UTC(2026, 0, 1);
 /** Any error message: clients branch on the code, people read the message. */
 const anyText: unknown = expect.any(String);
+/** Fetches in flight at once when a test spends a whole per-requester burst. */
+const FETCHES_AT_ONCE = 50;
 
 interface WireKey {
   keyId: number;
@@ -115,6 +117,9 @@ describe.each(engineCases)('key directory on $title', (engineCase) => {
       [{ ...good.body, signedPreKey: strangerSigned }, 400, 'INVALID_SIGNATURE'],
       [{ ...good.body, kyberLastResortKey: strangerLastResort }, 400, 'INVALID_SIGNATURE'],
       [{ ...good.body, preKeys: [{ keyId: 200, publicKey: b64(new Uint8Array(33).fill(6)) }] }, 400, 'BAD_REQUEST'],
+      // A key id named twice in one list (found by fuzzing: PostgreSQL refused the upsert, a 500).
+      [{ ...good.body, preKeys: [good.body.preKeys[0]!, good.body.preKeys[0]!] }, 400, 'BAD_REQUEST'],
+      [{ ...good.body, kyberPreKeys: [...good.body.kyberPreKeys, good.body.kyberPreKeys[0]!] }, 400, 'BAD_REQUEST'],
     ];
     for (const [body, status, code] of refused) {
       const result = await upload(target.token, body);
@@ -203,6 +208,30 @@ describe.each(engineCases)('key directory on $title', (engineCase) => {
     // The refused fetch took no key, and the limit is per target: another one still answers.
     expect(await counts(target.token)).toEqual({ preKeys: 1, kyberPreKeys: 1 });
     expect((await fetchBundles(requester.token, other.account.username, 1)).status).toBe(200);
+  });
+
+  it.skipIf(!available)('refuses a requester who has fetched the keys of many accounts with 429 and retry-after, and no one else (row 11)', async () => {
+    const { burst } = BUNDLE_FETCH_LIMITS.perRequester;
+    const target = await member('target');
+    const requester = await member('requester');
+    const bystander = await member('bystander');
+    const fetchOnce = async () => (await fetchBundles(requester.token, name('nobody'), 1)).status;
+
+    // Each fetch names another account, absent (which costs the same as present), so no per-target bucket runs dry.
+    const answered: number[] = [];
+    while (!answered.includes(429) && answered.length < 2 * burst) {
+      answered.push(...(await Promise.all(Array.from({ length: FETCHES_AT_ONCE }, fetchOnce))));
+    }
+    expect(answered.filter((status) => status === 404).length).toBeGreaterThanOrEqual(burst);
+    expect(answered.filter((status) => status !== 404 && status !== 429)).toEqual([]);
+
+    // The budget is the requester's: a target it never asked for is refused too, lookups as well as fetches.
+    const refused = await fetchBundles(requester.token, target.account.username, 1);
+    expect({ status: refused.status, body: refused.body }).toEqual({ status: 429, body: { error: { code: 'RATE_LIMITED', message: anyText } } });
+    expect(refused.headers.get('retry-after')).toMatch(/^[1-9][0-9]*$/);
+    expect((await http(suite.server.url, 'GET', `/v1/accounts/${target.account.username}`, { token: requester.token })).status).toBe(429);
+    // Anyone else still gets the target's keys.
+    expect((await fetchBundles(bystander.token, target.account.username, 1)).status).toBe(200);
   });
 
   it.skipIf(!available)('answers a missing account, a missing device and an invalid name with the same 404', async () => {

@@ -44,6 +44,18 @@ interface UploadBody {
   kyberLastResortKey?: SignedPreKeyBody;
 }
 
+/**
+ * Refuses a list naming one key id twice: which of the two would be stored is
+ * not for the database to pick (PostgreSQL refuses such an upsert outright,
+ * which was a 500).
+ * @throws ServerError `BAD_REQUEST`.
+ */
+function distinctIds(keys: readonly { readonly keyId: number }[] | undefined, name: string): void {
+  if (keys !== undefined && new Set(keys.map((k) => k.keyId)).size !== keys.length) {
+    throw new ServerError('BAD_REQUEST', `${name} names a key id twice`);
+  }
+}
+
 export function keyRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { db, engine } = ctx.database;
 
@@ -67,6 +79,8 @@ export function keyRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const device = await authenticate(ctx, request);
       const identityKey = device.account.identityKey;
       const body = request.body;
+      distinctIds(body.preKeys, 'preKeys');
+      distinctIds(body.kyberPreKeys, 'kyberPreKeys');
       const oneTime = (body.preKeys ?? []).map((k, i) => preKey(k, `preKeys[${i}]`));
       const kyber: UploadedSignedKey[] = [];
       for (const [i, k] of (body.kyberPreKeys ?? []).entries()) kyber.push(await signedKey(ctx, identityKey, k, 'kem', `kyberPreKeys[${i}]`));
