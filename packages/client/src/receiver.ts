@@ -81,8 +81,8 @@ export async function receive(ctx: Context, envelope: Envelope): Promise<Receive
     events.push(...staged);
   } catch (error) {
     if (!isProtocolError(error)) throw error;
-    // A counter already used: a replay (the envelope id is new, the message is not). Nothing to recover.
-    if (error.code === 'DUPLICATE_MESSAGE') return finish(ctx, new Transaction(ctx.store), envelope, []);
+    // A counter already used (DUPLICATE_MESSAGE) fails like the rest: it may be a sender restored from a snapshot,
+    // reusing a message key for a new message that only a resend brings; a server's replay comes back shown once.
     // Nothing the failed decryption staged is kept: a fresh transaction records the failure.
     const failed = new Transaction(ctx.store);
     failed.put('undecryptable', undecryptableKey(source, envelope.sourceDevice, envelope.timestamp), json({ code: error.code, at: ctx.now() }));

@@ -25,9 +25,13 @@ export const UNDECRYPTABLE_GRACE_MS = 60_000;
 
 const pad = (n: number) => String(n).padStart(16, '0');
 
-/** Keeps what this device sent at server time `storedAt` to `to`, for a resend. */
+/**
+ * Keeps what this device sent at server time `storedAt` to `to`, for a
+ * resend. The server gives every send of one group commit the same time, so
+ * the key ends with the content's own time, which this device never repeats.
+ */
 export function recordSent(tx: Transaction, storedAt: number, to: string, content: Content): void {
-  tx.put('sent', `${pad(storedAt)}.${to}`, json(content));
+  tx.put('sent', `${pad(storedAt)}.${to}.${pad(content.sentAt)}`, json(content));
 }
 
 /**
@@ -79,25 +83,32 @@ export async function requestResend(ctx: Context, failed: { from: string; device
   await send(ctx, [{ username: failed.from, plaintext: encodeContent(content) }]);
 }
 
-/** Resends what each recorded request asks for (the receiver recorded the requests with the envelope). */
+/**
+ * Resends what each recorded request asks for (the receiver recorded the
+ * requests with the envelope). A resend is recorded as sent, like any send:
+ * it goes to every device of the requester, and one that restarted its
+ * session with this device meanwhile fails it too, and asks for it again.
+ */
 export async function answerResendRequests(ctx: Context): Promise<number> {
   let resent = 0;
   for (const [key] of await ctx.store.list('resendRequest', '')) {
-    // The exact record only: a prefix would hand "ali" what was sent to "alice".
-    const bytes = await ctx.store.get('sent', key);
+    const tx = new Transaction(ctx.store);
+    tx.delete('resendRequest', key);
     const requester = key.slice(17);
-    if (bytes !== undefined) {
+    const resentFor = Number(key.slice(0, 16));
+    // Everything sent to the requester at that time (one commit can hold several sends); the separator ends the
+    // name, so "ali" is never handed what was sent to "alice".
+    for (const [, bytes] of await ctx.store.list('sent', `${key}.`)) {
       const content = parse<Content>(bytes);
-      const resentFor = Number(key.slice(0, 16));
       // A transcript goes back only to this account's own devices; anyone else gets only what was sent to them.
       const again: Content | undefined =
         content.kind === 'text' ? { ...content, resentFor } : content.kind === 'sync' && requester === ctx.local.username ? { ...content, message: { ...content.message, resentFor } } : undefined;
       if (again !== undefined) {
-        await send(ctx, [{ username: requester, plaintext: encodeContent(again) }]);
+        recordSent(tx, await send(ctx, [{ username: requester, plaintext: encodeContent(again) }]), requester, again);
         resent++;
       }
     }
-    await ctx.store.write([{ ns: 'resendRequest', key, value: undefined }]);
+    await tx.commit();
   }
   return resent;
 }
