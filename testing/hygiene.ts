@@ -79,13 +79,14 @@ export class Secrets {
     }
   }
 
-  /** Where `text` holds a secret: one line per secret and form found, empty if none. */
+  /** Where `text` holds a secret: one line per secret found, with the forms it was found in; empty if none. */
   leaksIn(text: string): string[] {
     const raw = Buffer.from(text, 'utf8');
     const leaks: string[] = [];
     for (const { label, bytes } of this.#byHex.values()) {
-      if (raw.includes(bytes)) leaks.push(`${label}: raw`);
-      for (const [form, needle] of encodings(bytes)) if (text.includes(needle)) leaks.push(`${label}: ${form}`);
+      const forms = encodings(bytes).flatMap(([form, needle]) => (text.includes(needle) ? [form] : []));
+      if (raw.includes(bytes)) forms.unshift('raw');
+      if (forms.length > 0) leaks.push(`${label}: ${forms.join(', ')}`);
     }
     return leaks;
   }
