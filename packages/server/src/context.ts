@@ -28,8 +28,8 @@ export interface ServerContext {
     readonly registrations: Limiter;
     /**
      * Provisioning-relay `create` and `join` frames, per client address. Kept
-     * in each node's memory even in a cluster: the relay admits a frame
-     * synchronously, and a channel lives on one node (see provisioning/relay.ts).
+     * in each node's memory even in a cluster, since the relay admits a frame
+     * synchronously: an address spreading its links over n nodes gets n bursts.
      */
     readonly provisioning: RateLimiter;
   };

@@ -179,6 +179,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     clientAddress: clientAddressOf(config.trustProxy),
     metrics,
     log,
+    ...(redis === undefined ? {} : { tunnels: redis.tunnels((length) => provider.randomBytes(length)) }),
   });
   app.server.on('upgrade', (request, socket, head) => {
     const path = (request.url ?? '').split('?')[0];

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloseCode } from '../errors.js';
 import { engineCases, freshStorage, spawnServer, type ServerProcess, type Storage } from '../../../../testing/server.js';
 import { http, TestAccount, to, type Connection, type TestDevice } from '../../../../testing/device.js';
+import { RelayParty } from '../../../../testing/provisioning.js';
 import { PrivateRedis, redisAvailable, redisTitle, redisUrl } from '../../../../testing/redis.js';
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -253,6 +254,26 @@ describe(title, () => {
       }
       expect(answer.kind).toBe('sent');
       await sender.close();
+    });
+
+    it.skipIf(!available)('relays device linking between parties on different nodes, both ways, in order, and closes both at the end', async () => {
+      const creator = await RelayParty.open(nodes[0]!.url);
+      const address = await creator.create();
+      const joiner = await RelayParty.open(nodes[1]!.url);
+      joiner.send({ kind: 'join', address });
+      joiner.send({ kind: 'message', body: text('sent right behind the join') }); // allowed before joined (API.md §6.3)
+      await joiner.next('joined');
+      await creator.next('joined');
+      expect((await creator.messages(1)).map(read)).toEqual(['sent right behind the join']);
+      for (let i = 0; i < 5; i++) creator.send({ kind: 'message', body: text(`to the joiner ${i}`) });
+      expect((await joiner.messages(5)).map(read)).toEqual([0, 1, 2, 3, 4].map((i) => `to the joiner ${i}`));
+      await joiner.close();
+      expect((await creator.closed).code).toBe(CloseCode.NORMAL);
+
+      // A second joiner for a channel no node holds any more is told so, as on one node.
+      const late = await RelayParty.open(nodes[2]!.url);
+      late.send({ kind: 'join', address });
+      expect((await late.closed).code).toBe(CloseCode.NO_SUCH_CHANNEL);
     });
 
     it.skipIf(!available)('hands each one-time prekey out once to concurrent fetches through different nodes', async () => {

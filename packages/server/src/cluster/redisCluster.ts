@@ -45,6 +45,7 @@ import type { Metrics } from '../metrics.js';
 import type { BucketLimits, Limiter } from '../rateLimit.js';
 import type { Cluster, ClusterNode } from './cluster.js';
 import { RedisRateLimiter } from './redisRateLimit.js';
+import { RedisTunnels } from './redisTunnels.js';
 
 
 /** When and where a connection of a device opened: of two, the later one wins. */
@@ -92,6 +93,8 @@ export class RedisCluster implements Cluster {
   readonly #nodeId = randomBytes(8).toString('hex');
   /** This node's connections, by device channel. */
   readonly #claims = new Map<string, { readonly mailbox: DeviceIdentity; readonly claim: Claim }>();
+  /** Other channels this node hears (the provisioning relay's, through `listen`), with their handlers. */
+  readonly #handlers = new Map<string, (message: Buffer) => void>();
   #node: ClusterNode | undefined;
   #serial = 0;
   /** Set once subscribed after the last (re)connection; cleared when the subscriber's link drops. */
@@ -102,7 +105,7 @@ export class RedisCluster implements Cluster {
 
   constructor(deps: RedisClusterDeps) {
     this.#deps = deps;
-    this.#accountsChannel = `parley:${deps.namespace}:accounts`;
+    this.#accountsChannel = this.channel('accounts');
     this.commands = new Redis(deps.url, connectionOptions);
     this.#subscriber = new Redis(deps.url, connectionOptions);
     for (const connection of [this.commands, this.#subscriber]) {
@@ -117,7 +120,10 @@ export class RedisCluster implements Cluster {
       void this.#onReady();
     });
     this.#subscriber.on('message', (channel: string, message: string) => {
-      this.#onMessage(channel, message);
+      if (!this.#handlers.has(channel)) this.#onMessage(channel, message);
+    });
+    this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      this.#handlers.get(channel.toString())?.(message);
     });
     this.#poll = setInterval(() => {
       this.#pollIfNeeded();
@@ -142,9 +148,37 @@ export class RedisCluster implements Cluster {
     );
   }
 
+  /** Names a channel of this deployment's. */
+  channel(name: string): string {
+    return `parley:${this.#deps.namespace}:${name}`;
+  }
+
+  /** Hears `channel` (named by `channel()`), bytes as they were published; resolves once subscribed. */
+  async listen(channel: string, handler: (message: Buffer) => void): Promise<void> {
+    this.#handlers.set(channel, handler);
+    await this.#subscriber.subscribe(channel);
+  }
+
+  unlisten(channel: string): void {
+    if (!this.#handlers.delete(channel) || !this.#listening) return;
+    this.#subscriber.unsubscribe(channel).catch((error: unknown) => {
+      this.#outage(error);
+    });
+  }
+
+  /** Publishes bytes; resolves with how many subscribers heard them (0: no node listens there). */
+  publishBytes(channel: string, message: Uint8Array): Promise<number> {
+    return this.commands.publish(channel, Buffer.from(message.buffer, message.byteOffset, message.byteLength));
+  }
+
+  /** The provisioning relay's way to channels held by other nodes. */
+  tunnels(randomBytes: (length: number) => Uint8Array): RedisTunnels {
+    return new RedisTunnels(this, randomBytes);
+  }
+
   /** A rate limit whose buckets every node shares. */
   limiter(name: string, limits: BucketLimits): Limiter {
-    return new RedisRateLimiter(this.commands, `parley:${this.#deps.namespace}:limit:${name}:`, limits, this.#deps.now);
+    return new RedisRateLimiter(this.commands, this.channel(`limit:${name}:`), limits, this.#deps.now);
   }
 
   stored(mailbox: DeviceIdentity): void {
@@ -197,7 +231,7 @@ export class RedisCluster implements Cluster {
 
   /** The channel of one device's mailbox. */
   #deviceChannel(mailbox: DeviceIdentity): string {
-    return `parley:${this.#deps.namespace}:dev:${mailbox.accountId}:${mailbox.deviceId}`;
+    return this.channel(`dev:${mailbox.accountId}:${mailbox.deviceId}`);
   }
 
   /** Whether wakes can reach this node now: both links up and subscribed. */
@@ -208,7 +242,7 @@ export class RedisCluster implements Cluster {
   /** Redis (re)connected: subscribe to everything again, then catch up on whatever was missed meanwhile. */
   async #onReady(): Promise<void> {
     try {
-      await this.#subscriber.subscribe(this.#accountsChannel, ...this.#claims.keys());
+      await this.#subscriber.subscribe(this.#accountsChannel, ...this.#claims.keys(), ...this.#handlers.keys());
     } catch (error) {
       this.#outage(error);
       return;
