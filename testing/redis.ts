@@ -70,9 +70,14 @@ export class PrivateRedis {
   }
 
   static async start(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort());
+    const redis = await PrivateRedis.reserve();
     await redis.restart();
     return redis;
+  }
+
+  /** A port for a Redis not started yet (`restart` starts it): for a server that starts before its Redis. */
+  static async reserve(): Promise<PrivateRedis> {
+    return new PrivateRedis(await freePort());
   }
 
   /** Starts redis-server and resolves once it accepts connections (10 s at most). */

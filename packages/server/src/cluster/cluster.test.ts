@@ -392,5 +392,23 @@ describe(title, () => {
       expect(stream.acked.length).toBe(60);
       await Promise.all(inboxes.map((inbox) => inbox.close()));
     });
+
+    it.skipIf(!available)('a node started before its Redis serves, degraded, and joins the cluster once Redis is up', async () => {
+      const early = await PrivateRedis.reserve();
+      const own = await freshStorage('postgres');
+      const node = await spawnServer(own, ['--redis', early.url]);
+      try {
+        expect(await clusterState(node)).toBe('degraded');
+        const alice = await TestAccount.register(node.url, 'alice'); // served meanwhile
+        await early.restart();
+        await until(async () => (await clusterState(node)) === 'connected', () => 'the node connected to Redis');
+        const inbox = await Inbox.open(alice.devices[0]!, node, [node]);
+        await inbox.close();
+      } finally {
+        await node.stop();
+        await early.kill();
+        await own.drop();
+      }
+    });
   });
 });
