@@ -56,7 +56,7 @@ interface Claim {
 }
 
 /** Whether claim `a` is newer than claim `b`. */
-export function newer(a: Claim, b: Claim): boolean {
+function newer(a: Claim, b: Claim): boolean {
   if (a.at !== b.at) return a.at > b.at;
   if (a.node !== b.node) return a.node > b.node;
   return a.serial > b.serial;
@@ -106,7 +106,7 @@ export class RedisCluster implements Cluster {
   constructor(deps: RedisClusterDeps) {
     this.#deps = deps;
     this.#accountsChannel = this.channel('accounts');
-    this.commands = new Redis(deps.url, connectionOptions);
+    this.commands = new Redis(deps.url, { ...connectionOptions, enableAutoPipelining: true }); // a commit's wakes leave in one write
     this.#subscriber = new Redis(deps.url, connectionOptions);
     for (const connection of [this.commands, this.#subscriber]) {
       connection.on('error', (error: Error) => {
