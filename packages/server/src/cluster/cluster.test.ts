@@ -256,6 +256,19 @@ describe(title, () => {
       await sender.close();
     });
 
+    it.skipIf(!available)('a device removed through one node loses its connection on another (4401)', async () => {
+      const bob = await TestAccount.register(nodes[0]!.url, name('bob'));
+      const phone = bob.devices[0]!;
+      const laptop = await bob.link(phone);
+      const connection = await laptop.connect(nodes[1]!.wsUrl);
+      await connection.next('drained');
+      const deviceList = await bob.sign([phone.entry()], bob.version + 1);
+      const removed = await http(nodes[0]!.url, 'PUT', '/v1/devices', { token: await phone.login(), body: { deviceList } });
+      expect(removed.status).toBe(200);
+      const closed = await Promise.race([connection.closed, sleep(10_000).then(() => undefined)]);
+      expect(closed?.code).toBe(CloseCode.UNAUTHORIZED);
+    });
+
     it.skipIf(!available)('relays device linking between parties on different nodes, both ways, in order, and closes both at the end', async () => {
       const creator = await RelayParty.open(nodes[0]!.url);
       const address = await creator.create();
