@@ -238,6 +238,24 @@ describe(title, () => {
       await Promise.all([sender.close(), newer.close()]);
     });
 
+    it.skipIf(!available)('of two connections of a device opened at once on two nodes, exactly one stays, and it receives', async () => {
+      const alice = await TestAccount.register(nodes[0]!.url, name('alice'));
+      const bob = await TestAccount.register(nodes[0]!.url, name('bob'));
+      const sender = await alice.devices[0]!.connect(nodes[2]!.wsUrl);
+      for (let race = 0; race < 5; race++) {
+        const both = await Promise.all([0, 1].map((i) => bob.devices[0]!.connect(nodes[i]!.wsUrl)));
+        const open = () => both.filter((c) => c.socket.readyState === c.socket.OPEN);
+        await until(() => open().length === 1, () => `race ${race}: one connection left open, not ${open().length}`, 10_000);
+        const survivor = open()[0]!;
+        expect((await sender.request([to(bob, () => text(`race ${race}`))])).kind).toBe('sent');
+        const envelopes = await survivor.envelopes(1);
+        expect(read(envelopes[0]!.body)).toBe(`race ${race}`);
+        survivor.ack(envelopes.map((e) => e.id));
+        await survivor.close();
+      }
+      await sender.close();
+    });
+
     it.skipIf(!available)('a device linked through one node is known at once to a sender on another', async () => {
       const alice = await TestAccount.register(nodes[0]!.url, name('alice'));
       const bob = await TestAccount.register(nodes[0]!.url, name('bob'));
