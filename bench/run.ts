@@ -29,7 +29,7 @@ import { renderPlot } from './lib/plot.js';
 import type { Section } from './lib/report.js';
 
 /** The parts, in the order they run and appear in the report: each is bench/<id>/index.ts. */
-export const PARTS = ['crypto', 'protocol', 'server', 'load', 'groups'] as const;
+export const PARTS = ['crypto', 'protocol', 'server', 'cluster', 'load', 'groups'] as const;
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, '..');

@@ -247,6 +247,18 @@ export class Connection {
     return this.#frames;
   }
 
+  /** Every queued frame of `kind`, removed from the queue (for a test that handles frames as they come). */
+  takeAll<K extends ServerFrame['kind']>(kind: K): Extract<ServerFrame, { kind: K }>[] {
+    const taken = this.#frames.filter((f) => f.kind === kind) as Extract<ServerFrame, { kind: K }>[];
+    if (taken.length > 0) this.#frames.splice(0, this.#frames.length, ...this.#frames.filter((f) => f.kind !== kind));
+    return taken;
+  }
+
+  /** Runs `listener` after each message's frames are queued. */
+  onFrames(listener: () => void): void {
+    this.socket.on('message', listener);
+  }
+
   /**
    * The first queued or incoming frame that `predicate` accepts, removed from
    * the queue; frames it passes over stay queued.

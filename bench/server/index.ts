@@ -136,7 +136,7 @@ export const part: Part = async ({ quick, argv }) => {
       const server = await spawnServer(storage, config.args, nodeArgs);
       cleanups.push(() => server.stop());
       const started = performance.now();
-      const workload = await parleyWorkload(server, PAIRS, BODY_BYTES, driver);
+      const workload = await parleyWorkload([server], PAIRS, BODY_BYTES, driver);
       cleanups.push(() => workload.close());
       frameBytes = workload.frameBytes;
       progress(`${config.label}: ${2 * PAIRS} accounts registered and connected in ${((performance.now() - started) / 1000).toFixed(1)} s`);

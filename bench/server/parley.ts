@@ -8,6 +8,10 @@
  * Recipients check what they get: every envelope comes from their own sender,
  * with ids increasing along the mailbox, and the first one is read by the
  * real decoder too.
+ *
+ * Given several nodes of a cluster, the devices are spread over them: lane
+ * i's sender on node i mod n and its recipient on the next node, so that on
+ * two or more nodes every envelope crosses from one node to another.
  */
 import { once } from 'node:events';
 
@@ -84,12 +88,15 @@ export function receive(socket: WebSocket, lane: number, bodyBytes: number, sink
   });
 }
 
-/** Registers `pairs` senders and recipients, connects all of them and wires them to `sink`. */
-export async function parleyWorkload(server: ServerProcess, pairs: number, bodyBytes: number, sink: Sink): Promise<ParleyWorkload> {
+/** Registers `pairs` senders and recipients, connects all of them (spread over `nodes`) and wires them to `sink`. */
+export async function parleyWorkload(nodes: readonly ServerProcess[], pairs: number, bodyBytes: number, sink: Sink): Promise<ParleyWorkload> {
   const tag = Math.random().toString(36).slice(2, 8);
+  const server = nodes[0]!;
   const accounts = await inBatches(2 * pairs, (i) => TestAccount.register(server.url, `bench_${tag}_${i < pairs ? 's' : 'r'}${i % pairs}`), { concurrency: SETUP_CONCURRENCY });
   const devices = accounts.map((a) => a.devices[0]!);
-  const sockets = await inBatches(devices.length, (i) => connect(server.wsUrl, devices[i]!), { concurrency: SETUP_CONCURRENCY });
+  /** Device i: sender i % pairs on node i, its recipient on the next node. */
+  const nodeOf = (i: number) => nodes[((i % pairs) + (i < pairs ? 0 : 1)) % nodes.length]!;
+  const sockets = await inBatches(devices.length, (i) => connect(nodeOf(i).wsUrl, devices[i]!), { concurrency: SETUP_CONCURRENCY });
   const onClose = (code: number) => {
     sink.failed(new Error(`a socket closed (${code}) during the run`));
   };

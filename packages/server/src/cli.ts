@@ -16,6 +16,8 @@ const USAGE = `Usage: parley-server [options]
   --data <dir>            SQLite data folder (default ./parley-data; env PARLEY_DATA)
   --database <url>        postgres://… to store in PostgreSQL instead (env PARLEY_DATABASE_URL)
   --pool-size <number>    PostgreSQL connections (default 10)
+  --redis <url>           redis://… : run as one node of several on one PostgreSQL; nodes wake each
+                          other through this Redis (needs --database; env PARLEY_REDIS_URL)
   --sqlite-sync <mode>    full (default): a commit survives power loss; normal: a process crash only
   --tls-cert <file>       PEM certificate; with --tls-key, serve HTTPS and WSS
   --tls-key <file>        PEM private key
@@ -46,6 +48,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
       data: { type: 'string' },
       database: { type: 'string' },
       'pool-size': { type: 'string' },
+      redis: { type: 'string' },
       'sqlite-sync': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
@@ -71,6 +74,9 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
   const port = integer(values.port ?? env['PARLEY_PORT'] ?? '8787', '--port', 0, 65_535);
   const url = values.database ?? env['PARLEY_DATABASE_URL'];
   if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw new UsageError('--database takes a postgres:// URL');
+  const redis = values.redis ?? env['PARLEY_REDIS_URL'];
+  if (redis !== undefined && !/^rediss?:\/\//.test(redis)) throw new UsageError('--redis takes a redis:// or rediss:// URL');
+  if (redis !== undefined && url === undefined) throw new UsageError('--redis needs --database: the nodes share one PostgreSQL');
   const sync = values['sqlite-sync'] ?? 'full';
   if (sync !== 'full' && sync !== 'normal') throw new UsageError('--sqlite-sync is full or normal');
   const level = values['log-level'] ?? 'info';
@@ -88,6 +94,7 @@ function parseConfig(argv: string[]): ServerConfig | undefined {
       url === undefined
         ? { engine: 'sqlite', dataDir: values.data ?? env['PARLEY_DATA'] ?? 'parley-data', synchronous: sync }
         : { engine: 'postgres', url, poolSize: integer(values['pool-size'] ?? '10', '--pool-size', 1, 1_000) },
+    ...(redis === undefined ? {} : { redis }),
     ...(cert !== undefined && key !== undefined ? { tls: { certFile: cert, keyFile: key } } : {}),
     allowInsecureHttp: values['allow-insecure-http'] === true,
     heartbeatMs: integer(values.heartbeat ?? String(HEARTBEAT_INTERVAL_MS / 1000), '--heartbeat', 1, 3_600) * 1000,

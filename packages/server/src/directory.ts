@@ -2,10 +2,12 @@
  * Accounts as the rest of the server sees them, cached in memory: every send
  * checks its destinations' device sets, so this is the hottest read there is.
  * Whatever changes an account (a new device, a new device list) calls
- * `invalidate` after its transaction commits.
+ * `invalidate` after its transaction commits; in a cluster, that tells the
+ * other nodes to forget their copies too.
  */
 import type { Kysely } from 'kysely';
 
+import type { Cluster } from './cluster/cluster.js';
 import { findAccount, findAccountById, type StoredAccount } from './storage/accounts.js';
 import type { Schema } from './storage/schema.js';
 
@@ -14,6 +16,7 @@ const CACHE_SIZE = 10_000;
 
 export class Directory {
   readonly #db: Kysely<Schema>;
+  readonly #cluster: Cluster | undefined;
   readonly #byName = new Map<string, StoredAccount>();
   readonly #byId = new Map<number, StoredAccount>();
   /**
@@ -22,8 +25,9 @@ export class Directory {
    */
   #epoch = 0;
 
-  constructor(db: Kysely<Schema>) {
+  constructor(db: Kysely<Schema>, cluster?: Cluster) {
     this.#db = db;
+    this.#cluster = cluster;
   }
 
   /** The account, if it is in the cache (a send's fast path; see PostOffice.accept). */
@@ -49,10 +53,23 @@ export class Directory {
     return account;
   }
 
-  /** Forgets an account, so the next read sees what was just committed. */
+  /** Forgets an account, here and on every other node, so the next read sees what was just committed. */
   invalidate(id: number): void {
+    this.forgetChanged(id);
+    this.#cluster?.accountChanged(id);
+  }
+
+  /** Forgets an account that changed on another node. */
+  forgetChanged(id: number): void {
     this.#epoch++;
     this.#forget(id);
+  }
+
+  /** Forgets every account (a cluster's news of changes may have been lost). */
+  forgetAll(): void {
+    this.#epoch++;
+    this.#byId.clear();
+    this.#byName.clear();
   }
 
   #forget(id: number): void {

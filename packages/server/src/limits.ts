@@ -188,3 +188,20 @@ export const MAX_PROVISIONING_UNSENT_BYTES = wire.MAX_PROVISIONING_MESSAGE_BYTES
  * holds at most about 80 of the MAX_OPEN_CHANNELS over a channel's lifetime.
  */
 export const PROVISIONING_LIMITS = { burst: 20, perSecond: 0.1 } as const;
+
+/**
+ * In a cluster, how often a node reads the mailbox of every device connected
+ * to it while Redis is unreachable (so no wake-ups arrive). It bounds the
+ * extra delivery delay of an outage; each poll costs one indexed read per
+ * connected device, which at 5 s stays far below what live traffic costs.
+ */
+export const CLUSTER_DEGRADED_POLL_MS = 5_000;
+
+/**
+ * In a cluster, how often a node reads the mailbox of every device connected
+ * to it even while Redis is up. Redis pub/sub delivers at most once: a wake
+ * published while the publisher's own link to Redis was down is gone. This
+ * sweep bounds how long such an envelope can wait, at one read per device
+ * per minute.
+ */
+export const CLUSTER_SWEEP_MS = 60_000;

@@ -38,10 +38,20 @@ describe('parley-server command line', () => {
     expect(code).toBe(0);
     expect(output).toContain('--tls-cert');
     expect(output).toContain('--database');
+    expect(output).toContain('--redis');
   });
 
   it('refuses unknown options and bad values with a reason and the usage', async () => {
-    for (const args of [['--no-such-option'], ['--port', 'eighty'], ['--database', 'mysql://x'], ['--tls-cert', 'a.pem'], ['--sqlite-sync', 'off']]) {
+    const cases = [
+      ['--no-such-option'],
+      ['--port', 'eighty'],
+      ['--database', 'mysql://x'],
+      ['--tls-cert', 'a.pem'],
+      ['--sqlite-sync', 'off'],
+      ['--redis', 'http://x'],
+      ['--redis', 'redis://127.0.0.1:6379'], // nodes share one PostgreSQL: SQLite cannot be shared
+    ];
+    for (const args of cases) {
       const { code, output } = await run(args);
       expect(code).toBe(2);
       expect(output).toMatch(/^parley-server: .+\n\nUsage:/);

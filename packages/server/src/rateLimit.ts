@@ -8,12 +8,26 @@ export interface BucketLimits {
   readonly perSecond: number;
 }
 
+/**
+ * A rate limit, wherever its buckets live: this class keeps them in memory
+ * (one node), cluster/redisRateLimit.ts in Redis (shared by every node).
+ */
+export interface Limiter {
+  /**
+   * Takes one token from `key`'s bucket.
+   * @returns 0 if taken, else the seconds until one will be available.
+   */
+  take(key: string): number | Promise<number>;
+  /** Drops buckets that have refilled completely (where the limiter keeps them itself). */
+  sweep(): void;
+}
+
 interface Bucket {
   tokens: number;
   updated: number;
 }
 
-export class RateLimiter {
+export class RateLimiter implements Limiter {
   readonly #limits: BucketLimits;
   readonly #now: () => number;
   readonly #buckets = new Map<string, Bucket>();

@@ -3,6 +3,9 @@
  * connections on `/v1/websocket` and the provisioning relay on
  * `/v1/provisioning`, one database, and the post office between them.
  * `startServer` resolves once it listens; `close` drains it.
+ *
+ * With `redis`, the server is one node of several on one PostgreSQL
+ * (cluster/redisCluster.ts); without it, no Redis code is even loaded.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -11,11 +14,13 @@ import { fastify, LogController, type FastifyError, type FastifyInstance, type F
 import { sql } from 'kysely';
 import { WebSocketServer } from 'ws';
 
-import { SecretBytes } from '@parley/crypto';
+import { SecretBytes, type CryptoProvider } from '@parley/crypto';
 import { createNodeProvider } from '@parley/crypto/node';
 
 import { TokenIssuer } from './auth/tokens.js';
 import { clientAddressOf } from './clientAddress.js';
+import type { Cluster } from './cluster/cluster.js';
+import type { RedisCluster } from './cluster/redisCluster.js';
 import type { ServerContext } from './context.js';
 import { DeviceConnection } from './delivery/connection.js';
 import { PostOffice } from './delivery/postOffice.js';
@@ -38,7 +43,7 @@ import {
 import { createLogger, type LogLevel } from './log.js';
 import { createMetrics } from './metrics.js';
 import { PROVISIONING_PATH, ProvisioningRelay } from './provisioning/relay.js';
-import { RateLimiter } from './rateLimit.js';
+import { RateLimiter, type BucketLimits, type Limiter } from './rateLimit.js';
 import { openDatabase, type Database, type DatabaseConfig } from './storage/database.js';
 import { kyselyMailboxWriter, totalEnvelopes, type MailboxWriter } from './storage/mailbox.js';
 import { startSqliteWriter } from './storage/sqliteWriter.js';
@@ -49,6 +54,11 @@ export interface ServerConfig {
   /** 0 picks a free port; `RunningServer.url` tells which. */
   readonly port: number;
   readonly database: DatabaseConfig;
+  /**
+   * redis://… : run as one node of several sharing `database` (PostgreSQL
+   * only), told of each other's commits through this Redis.
+   */
+  readonly redis?: string;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** Serve plain HTTP on a non-loopback address (for a TLS-terminating proxy in front). */
   readonly allowInsecureHttp: boolean;
@@ -105,6 +115,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     );
   }
   const webApp = config.webRoot === undefined ? undefined : loadWebApp(config.webRoot); // a wrong folder fails before anything opens
+  if (config.redis !== undefined && config.database.engine !== 'postgres') {
+    throw new Error('several nodes share one PostgreSQL: --redis needs --database postgres://…');
+  }
   armCrash(config.crashAt);
   const log = createLogger(config.logLevel);
   const now = () => Date.now();
@@ -122,17 +135,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     throw error;
   }
 
-  const directory = new Directory(db);
-  const tokenKey = new SecretBytes(await loadSecret(db, 'token_hmac_key', () => provider.randomBytes(32)));
-  const tokens = new TokenIssuer(provider, tokenKey, now);
   const connections = new Set<DeviceConnection>();
-  const limits = {
-    lookups: new RateLimiter(BUNDLE_FETCH_LIMITS.perRequester, now),
-    bundlesPerTarget: new RateLimiter(BUNDLE_FETCH_LIMITS.perTarget, now),
-    challenges: new RateLimiter(CHALLENGE_LIMITS, now),
-    registrations: new RateLimiter({ ...REGISTRATION_LIMITS, burst: config.registrationBurst }, now),
-    provisioning: new RateLimiter({ ...PROVISIONING_LIMITS, burst: config.provisioningBurst }, now),
-  };
   // The gauges read the post office, which needs the metrics: they are only read at scrape time, after both exist.
   const metrics = createMetrics({
     writeQueue: () => postOffice.queueDepth,
@@ -140,8 +143,35 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     unsent: () => [...connections].reduce((n, c) => n + c.unsent, 0),
     stored: () => totalEnvelopes(db),
   });
-  const postOffice = new PostOffice({ db, writer, directory, metrics, log, now, lookups: limits.lookups });
-  const ctx: ServerContext = { database, provider, directory, tokens, postOffice, metrics, log, now, limits };
+  const redis =
+    config.redis === undefined
+      ? undefined
+      : await openRedisCluster({ url: config.redis, namespace: await clusterNamespace(db, provider), now, log, metrics });
+  const cluster: Cluster | undefined = redis;
+  const directory = new Directory(db, cluster);
+  const tokenKey = new SecretBytes(await loadSecret(db, 'token_hmac_key', () => provider.randomBytes(32)));
+  const tokens = new TokenIssuer(provider, tokenKey, now);
+  // In a cluster, limits a client could multiply by spreading its requests over the nodes live in Redis.
+  const shared = (name: string, bucket: BucketLimits): Limiter => redis?.limiter(name, bucket) ?? new RateLimiter(bucket, now);
+  const limits = {
+    lookups: shared('lookups', BUNDLE_FETCH_LIMITS.perRequester),
+    bundlesPerTarget: shared('bundles', BUNDLE_FETCH_LIMITS.perTarget),
+    challenges: shared('challenges', CHALLENGE_LIMITS),
+    registrations: shared('registrations', { ...REGISTRATION_LIMITS, burst: config.registrationBurst }),
+    provisioning: new RateLimiter({ ...PROVISIONING_LIMITS, burst: config.provisioningBurst }, now),
+  };
+  const postOffice = new PostOffice({ db, writer, directory, metrics, log, now, lookups: limits.lookups, ...(cluster === undefined ? {} : { cluster }) });
+  await redis?.start({
+    listener: (mailbox) => postOffice.listener(mailbox),
+    listeners: () => postOffice.listeners(),
+    forgetAccount: (id) => {
+      directory.forgetChanged(id);
+    },
+    forgetAccounts: () => {
+      directory.forgetAll();
+    },
+  });
+  const ctx: ServerContext = { database, provider, directory, tokens, postOffice, metrics, log, now, limits, ...(redis === undefined ? {} : { cluster: redis }) };
 
   const app = buildHttp(ctx, config);
   if (webApp !== undefined) webAppRoutes(app, webApp);
@@ -154,6 +184,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     clientAddress: clientAddressOf(config.trustProxy),
     metrics,
     log,
+    ...(redis === undefined ? {} : { tunnels: redis.tunnels((length) => provider.randomBytes(length)) }),
   });
   app.server.on('upgrade', (request, socket, head) => {
     const path = (request.url ?? '').split('?')[0];
@@ -206,6 +237,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (error) {
     clearInterval(heartbeat);
     clearInterval(sweep);
+    await redis?.close();
     await writer.close();
     await database.close();
     throw error;
@@ -214,7 +246,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${config.tls === undefined ? 'http' : 'https'}://${host}:${port}`;
-  log.info({ url, storage: database.engine }, 'listening');
+  log.info({ url, storage: database.engine, cluster: redis !== undefined }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = async () => {
@@ -235,12 +267,24 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     wss.close();
     await app.close();
     await ctx.postOffice.flush();
+    await redis?.close();
     await writer.close();
     await database.close();
     tokenKey.wipe();
     log.info('stopped');
   };
   return { url, database, close: () => (closing ??= close()) };
+}
+
+/** Names a deployment's Redis channels and keys: made by its first node, read from the shared database by the others. */
+async function clusterNamespace(db: Database['db'], provider: CryptoProvider): Promise<string> {
+  return Buffer.from(await loadSecret(db, 'cluster_namespace', () => provider.randomBytes(8))).toString('hex');
+}
+
+/** Loads the cluster's code (and ioredis) only for a node that is one of several. */
+async function openRedisCluster(deps: ConstructorParameters<typeof RedisCluster>[0]): Promise<RedisCluster> {
+  const { RedisCluster: Implementation } = await import('./cluster/redisCluster.js');
+  return new Implementation(deps);
 }
 
 function buildHttp(ctx: ServerContext, config: ServerConfig): FastifyInstance {
@@ -290,7 +334,8 @@ function buildHttp(ctx: ServerContext, config: ServerConfig): FastifyInstance {
   app.get('/healthz', async (_request, reply) => {
     try {
       await sql`select 1`.execute(ctx.database.db);
-      return { status: 'ok' };
+      // A node without Redis still serves (it reads mailboxes on a timer): degraded, not down.
+      return ctx.cluster === undefined ? { status: 'ok' } : { status: 'ok', cluster: ctx.cluster.healthy ? 'connected' : 'degraded' };
     } catch {
       return reply.code(503).send({ status: 'unavailable' });
     }

@@ -159,6 +159,12 @@ export class DeviceConnection implements MailboxListener {
     }
   }
 
+  catchUp(): void {
+    if (this.#state !== 'open') return;
+    this.#mode = 'behind';
+    if (this.#hasRoom()) void this.#pump(); // a read already running just marks itself dirty and reads again
+  }
+
   #onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
     if (this.#state === 'closed') return;

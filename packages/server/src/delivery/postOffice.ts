@@ -14,13 +14,14 @@ import type { Kysely } from 'kysely';
 import type { DeviceMismatch, Destination, MulticastRecipient, SendRefusalCode } from '@parley/protocol';
 
 import type { DeviceIdentity } from '../auth/tokens.js';
+import type { Cluster } from '../cluster/cluster.js';
 import type { Directory } from '../directory.js';
 import type { StoredAccount } from '../storage/accounts.js';
 import { faultPoint } from '../faultPoints.js';
 import { MAX_ENVELOPE_BYTES, MAX_MAILBOX_ENVELOPES, MAX_SEND_STORED_BYTES } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { RateLimiter } from '../rateLimit.js';
+import type { Limiter } from '../rateLimit.js';
 import { mailboxKey, readMailbox, type Acknowledgement, type Committed, type MailboxWriter, type NewEnvelope, type StoredEnvelope } from '../storage/mailbox.js';
 import type { Schema } from '../storage/schema.js';
 
@@ -36,6 +37,8 @@ export type SendOutcome =
 /** Who receives stored envelopes as they are committed: an open connection for the mailbox. */
 export interface MailboxListener {
   offer(envelope: StoredEnvelope): void;
+  /** Something may have been committed to the mailbox that was not offered: read it from storage. */
+  catchUp(): void;
   /** Ends the listener's connection (it was replaced, or its device removed). */
   end(code: number, reason: string): void;
 }
@@ -74,7 +77,8 @@ export class PostOffice {
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #now: () => number;
-  readonly #lookups: RateLimiter;
+  readonly #lookups: Limiter;
+  readonly #cluster: Cluster | undefined;
   readonly #listeners = new Map<string, MailboxListener>();
 
   #sends: PendingSend[] = [];
@@ -92,9 +96,12 @@ export class PostOffice {
     log: Logger;
     now: () => number;
     /** Each requester's budget for looking up accounts (see BUNDLE_FETCH_LIMITS). */
-    lookups: RateLimiter;
+    lookups: Limiter;
+    /** The other nodes, when this is one of several (see cluster/cluster.ts); absent for a single node. */
+    cluster?: Cluster;
   }) {
     this.#lookups = deps.lookups;
+    this.#cluster = deps.cluster;
     this.#db = deps.db;
     this.#writer = deps.writer;
     this.#directory = deps.directory;
@@ -148,7 +155,7 @@ export class PostOffice {
       const account = await this.#directory.byUsername(destination.username);
       if (account === undefined) {
         // Every probe for an account that does not exist draws on the requester's lookup budget, shared with bundle fetches.
-        const retryAfter = this.#lookups.take(String(sender.accountId));
+        const retryAfter = await this.#lookups.take(String(sender.accountId));
         answer(
           retryAfter > 0
             ? refuse('RATE_LIMITED', `too many lookups of unknown accounts; retry in ${retryAfter} s`)
@@ -217,11 +224,16 @@ export class PostOffice {
     return readMailbox(this.#db, mailbox.accountId, mailbox.deviceId, afterId, limit);
   }
 
-  /** Sets the listener for a mailbox, returning the one it replaces. */
+  /**
+   * Sets the listener for a mailbox, returning the one it replaces. In a
+   * cluster, the mailbox is claimed too: an older connection on another node
+   * is closed.
+   */
   listen(mailbox: DeviceIdentity, listener: MailboxListener): MailboxListener | undefined {
     const key = mailboxKey(mailbox.accountId, mailbox.deviceId);
     const previous = this.#listeners.get(key);
     this.#listeners.set(key, listener);
+    this.#cluster?.claim(mailbox);
     return previous;
   }
 
@@ -230,10 +242,23 @@ export class PostOffice {
     return this.#listeners.get(mailboxKey(mailbox.accountId, mailbox.deviceId));
   }
 
+  /** Every listener on this node (for a cluster's catch-up). */
+  listeners(): IterableIterator<MailboxListener> {
+    return this.#listeners.values();
+  }
+
   /** Removes a mailbox's listener, if it is still `listener`. */
   unlisten(mailbox: DeviceIdentity, listener: MailboxListener): void {
     const key = mailboxKey(mailbox.accountId, mailbox.deviceId);
-    if (this.#listeners.get(key) === listener) this.#listeners.delete(key);
+    if (this.#listeners.get(key) !== listener) return;
+    this.#listeners.delete(key);
+    this.#cluster?.release(mailbox);
+  }
+
+  /** Closes the mailbox's connection, on whichever node it is (its device was removed). */
+  evict(mailbox: DeviceIdentity, code: number, reason: string): void {
+    this.listener(mailbox)?.end(code, reason);
+    this.#cluster?.evict(mailbox);
   }
 
   /** Sends waiting for the next commit. */
@@ -303,6 +328,28 @@ export class PostOffice {
       }
     });
     this.#metrics.stored.inc(stored.length);
-    for (const envelope of stored) this.#listeners.get(mailboxKey(envelope.accountId, envelope.deviceId))?.offer(envelope);
+    if (this.#cluster === undefined) {
+      for (const envelope of stored) this.#listeners.get(mailboxKey(envelope.accountId, envelope.deviceId))?.offer(envelope);
+    } else {
+      this.#wakeCluster(this.#cluster, stored);
+    }
+  }
+
+  /**
+   * In a cluster, ids are given in commit order across all nodes, but a
+   * connection learns of other nodes' commits later than of this one's: an
+   * offer could push id 20 before a wake brings id 15, which a read after
+   * the cursor would then skip. So every connection reads what was committed
+   * (one read per mailbox and commit, coalesced while one runs), and every
+   * other node holding the mailbox is woken, in case a newer connection of
+   * the device is there.
+   */
+  #wakeCluster(cluster: Cluster, stored: readonly StoredEnvelope[]): void {
+    const mailboxes = new Map<string, DeviceIdentity>();
+    for (const envelope of stored) mailboxes.set(mailboxKey(envelope.accountId, envelope.deviceId), envelope);
+    for (const [key, mailbox] of mailboxes) {
+      this.#listeners.get(key)?.catchUp();
+      cluster.stored({ accountId: mailbox.accountId, deviceId: mailbox.deviceId });
+    }
   }
 }

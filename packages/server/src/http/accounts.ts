@@ -68,7 +68,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      const retryAfter = ctx.limits.registrations.take(request.ip);
+      const retryAfter = await ctx.limits.registrations.take(request.ip);
       if (retryAfter > 0) throw new ServerError('RATE_LIMITED', 'too many registrations', { retryAfterSeconds: retryAfter });
 
       const identityKey = bytes(request.body.identityKey, 'identityKey', CURVE_KEY_BYTES);
@@ -103,7 +103,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { schema: { params: { type: 'object', properties: { username: usernameSchema } } } },
     async (request) => {
       const requester = await authenticate(ctx, request);
-      const retryAfter = ctx.limits.lookups.take(String(requester.accountId));
+      const retryAfter = await ctx.limits.lookups.take(String(requester.accountId));
       if (retryAfter > 0) throw new ServerError('RATE_LIMITED', 'too many lookups', { retryAfterSeconds: retryAfter });
       const name = lookupName(request.params.username);
       const account = name === undefined ? undefined : await ctx.directory.byUsername(name);

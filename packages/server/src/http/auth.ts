@@ -47,7 +47,7 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request) => {
-      const retryAfter = ctx.limits.challenges.take(request.ip);
+      const retryAfter = await ctx.limits.challenges.take(request.ip);
       if (retryAfter > 0) throw new ServerError('RATE_LIMITED', 'too many login attempts', { retryAfterSeconds: retryAfter });
       const challenge = ctx.provider.randomBytes(AUTH_CHALLENGE_LENGTH);
       await ctx.database.db

@@ -158,7 +158,7 @@ export function deviceRoutes(app: FastifyInstance, ctx: ServerContext): void {
         .where('device_id', 'in', removed.length > 0 ? removed : [0])
         .execute();
       for (const deviceId of removed) {
-        ctx.postOffice.listener({ accountId: account.id, deviceId })?.end(CloseCode.UNAUTHORIZED, 'this device was removed');
+        ctx.postOffice.evict({ accountId: account.id, deviceId }, CloseCode.UNAUTHORIZED, 'this device was removed');
       }
       return { version: list.version, removed };
     },

@@ -225,11 +225,16 @@ describe.each(engineCases)('key directory on $title', (engineCase) => {
     expect(answered.filter((status) => status === 404).length).toBeGreaterThanOrEqual(burst);
     expect(answered.filter((status) => status !== 404 && status !== 429)).toEqual([]);
 
-    // The budget is the requester's: a target it never asked for is refused too, lookups as well as fetches.
-    const refused = await fetchBundles(requester.token, target.account.username, 1);
-    expect({ status: refused.status, body: refused.body }).toEqual({ status: 429, body: { error: { code: 'RATE_LIMITED', message: anyText } } });
+    // The budget is the requester's: a target it never asked for is refused too, lookups as well as fetches. The
+    // bucket refills at perSecond, so on a busy machine one or two of these may get through; nearly all may not.
+    const [fetches, lookups] = await Promise.all([
+      Promise.all(Array.from({ length: FETCHES_AT_ONCE }, () => fetchBundles(requester.token, target.account.username, 1))),
+      Promise.all(Array.from({ length: FETCHES_AT_ONCE }, () => http(suite.server.url, 'GET', `/v1/accounts/${target.account.username}`, { token: requester.token }))),
+    ]);
+    for (const answers of [fetches, lookups]) expect(answers.filter((a) => a.status === 429).length).toBeGreaterThanOrEqual(FETCHES_AT_ONCE - 2);
+    const refused = fetches.find((a) => a.status === 429)!;
+    expect(refused.body).toEqual({ error: { code: 'RATE_LIMITED', message: anyText } });
     expect(refused.headers.get('retry-after')).toMatch(/^[1-9][0-9]*$/);
-    expect((await http(suite.server.url, 'GET', `/v1/accounts/${target.account.username}`, { token: requester.token })).status).toBe(429);
     // Anyone else still gets the target's keys.
     expect((await fetchBundles(bystander.token, target.account.username, 1)).status).toBe(200);
   });

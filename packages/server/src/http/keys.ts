@@ -124,8 +124,8 @@ export function keyRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const requester = await authenticate(ctx, request);
       const name = lookupName(request.params.username);
       const retryAfter = Math.max(
-        ctx.limits.lookups.take(String(requester.accountId)),
-        ctx.limits.bundlesPerTarget.take(`${requester.accountId}:${name ?? request.params.username}`),
+        await ctx.limits.lookups.take(String(requester.accountId)),
+        await ctx.limits.bundlesPerTarget.take(`${requester.accountId}:${name ?? request.params.username}`),
       );
       if (retryAfter > 0) throw new ServerError('RATE_LIMITED', 'too many key fetches', { retryAfterSeconds: retryAfter });
 

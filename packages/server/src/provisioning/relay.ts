@@ -16,9 +16,13 @@
  * that does not decode, or comes in the wrong state, closes its own socket
  * (4400), and so its channel, and nothing else.
  *
- * Channels live in this process's memory, like live delivery: with several
- * server processes, both parties must reach the same one, and a restart ends
- * every channel.
+ * Channels live in the memory of the process that created them, and a
+ * restart ends them. In a cluster (`tunnels`), a `join` for a channel another
+ * node holds is carried there: the joiner's node takes the rate-limit token,
+ * then passes the socket's frames, unread, to the channel's node and its
+ * answers back, and that node runs the channel as if the socket were its own.
+ *
+ *   a socket:  fresh ──join(address held elsewhere)──► tunnelled ──► closed
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -65,6 +69,29 @@ export interface RelaySocket {
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
+/** A socket's frames carried to the node that holds its channel, and that node's answers back. */
+export interface Tunnel {
+  /** Carries one frame, as the client sent it. */
+  send(frame: Uint8Array): void;
+  /** The local socket closed: the far end closes its side. */
+  close(): void;
+}
+
+/** The provisioning relay's reach into the other nodes of a cluster (cluster/redisTunnels.ts). */
+export interface RelayTunnels {
+  /** A channel was created here: other nodes' joiners may come for it, each as a socket handed to `accept`. */
+  offer(key: string, accept: (socket: RelaySocket) => void): void;
+  /** The channel ended: no more joiners for it. */
+  withdraw(key: string): void;
+  /**
+   * Opens a tunnel to the node holding channel `key`, carrying `join` (the
+   * socket's first frame) there first. Resolves with undefined if no node
+   * holds the channel; rejects if the other nodes cannot be reached.
+   * `toClient` gets each frame the far end sends, `closed` its close.
+   */
+  connect(key: string, join: Uint8Array, toClient: (frame: Uint8Array) => void, closed: (code: number, reason: string) => void): Promise<Tunnel | undefined>;
+}
+
 /** Runs `run` after `ms` milliseconds; the function returned cancels it. */
 export type Schedule = (ms: number, run: () => void) => () => void;
 
@@ -87,6 +114,8 @@ export interface RelayDeps {
   readonly log: Logger;
   /** Timers for lifetimes and timeouts; tests pass a clock of their own. */
   readonly schedule?: Schedule;
+  /** The other nodes, in a cluster: joins for channels they hold go there. */
+  readonly tunnels?: RelayTunnels;
 }
 
 interface Channel {
@@ -103,12 +132,18 @@ type PeerState =
   | { readonly kind: 'fresh' }
   | { readonly kind: 'waiting'; readonly channel: Channel }
   | { readonly kind: 'paired'; readonly channel: Channel }
+  /** Joined a channel on another node; `tunnel` is undefined while it opens, and frames meanwhile wait in `early`. */
+  | { readonly kind: 'tunnelled'; tunnel: Tunnel | undefined; readonly early: Uint8Array[] }
   | { readonly kind: 'closed' };
 
 interface Peer {
   readonly socket: RelaySocket;
-  /** The client address: a rate-limit key, held while the socket is open, never logged. */
-  readonly client: string;
+  /**
+   * The client address: a rate-limit key, held while the socket is open,
+   * never logged. Undefined for a socket tunnelled from another node, which
+   * took the token already.
+   */
+  readonly client: string | undefined;
   state: PeerState;
   /** Cleared at each heartbeat, set by any pong or frame. */
   alive: boolean;
@@ -121,6 +156,12 @@ interface Peer {
   readonly closed: Promise<void>;
   readonly resolveClosed: () => void;
 }
+
+/**
+ * The close code a tunnel passes for a socket ended without a handshake
+ * (1006: never sent on the wire, so free to mean this between nodes).
+ */
+export const CLOSE_WITHOUT_HANDSHAKE = 1006;
 
 const hex = (address: Uint8Array) => Buffer.from(address.buffer, address.byteOffset, address.length).toString('hex');
 
@@ -164,8 +205,8 @@ export class ProvisioningRelay {
     }
   }
 
-  /** Serves an open WebSocket whose client address (a rate-limit key) is `client`. */
-  accept(socket: RelaySocket, client: string): void {
+  /** Serves an open WebSocket whose client address (a rate-limit key) is `client` (undefined: admitted by another node). */
+  accept(socket: RelaySocket, client: string | undefined): void {
     let resolveClosed!: () => void;
     const closed = new Promise<void>((resolve) => {
       resolveClosed = resolve;
@@ -243,6 +284,12 @@ export class ProvisioningRelay {
       this.#end(peer, CloseCode.UNSUPPORTED_DATA, 'Parley speaks binary frames only');
       return;
     }
+    if (state.kind === 'tunnelled') {
+      // Carried unread: the channel's node decodes and judges it.
+      if (state.tunnel === undefined) state.early.push(data);
+      else state.tunnel.send(data);
+      return;
+    }
     let frame;
     try {
       frame = decodeProvisioningClientFrame(data);
@@ -254,7 +301,7 @@ export class ProvisioningRelay {
     switch (state.kind) {
       case 'fresh':
         if (frame.kind === 'create') this.#create(peer);
-        else if (frame.kind === 'join') this.#join(peer, frame.address);
+        else if (frame.kind === 'join') this.#join(peer, frame.address, data);
         else this.#malformed(peer, 'the first frame must be create or join');
         return;
       case 'waiting':
@@ -269,6 +316,7 @@ export class ProvisioningRelay {
 
   /** Takes a token from the client address's bucket, or closes the socket (4429). */
   #admit(peer: Peer): boolean {
+    if (peer.client === undefined) return true;
     const retryAfter = this.#deps.limiter.take(peer.client);
     if (retryAfter === 0) return true;
     this.#deps.metrics.errors.inc({ code: 'RATE_LIMITED' });
@@ -294,14 +342,22 @@ export class ProvisioningRelay {
       this.#closeChannel(channel, CloseCode.CHANNEL_EXPIRED, 'the channel expired');
     });
     this.#channels.set(key, channel);
+    this.#deps.tunnels?.offer(key, (socket) => {
+      this.accept(socket, undefined);
+    });
     peer.cancelTimeout();
     peer.state = { kind: 'waiting', channel };
     this.#send(peer, { kind: 'address', address });
   }
 
-  #join(peer: Peer, address: Uint8Array): void {
+  /** `frame` is the join frame as received, for a node that holds the channel and must see it. */
+  #join(peer: Peer, address: Uint8Array, frame: Uint8Array): void {
     if (!this.#admit(peer)) return;
     const channel = this.#channels.get(hex(address));
+    if (channel === undefined && this.#deps.tunnels !== undefined) {
+      this.#tunnel(peer, this.#deps.tunnels, hex(address), frame);
+      return;
+    }
     if (channel === undefined || channel.joiner !== undefined) {
       this.#end(peer, CloseCode.NO_SUCH_CHANNEL, channel === undefined ? 'no such channel' : 'the channel already has two parties');
       return;
@@ -312,6 +368,43 @@ export class ProvisioningRelay {
     channel.creator.state = { kind: 'paired', channel };
     this.#send(channel.creator, { kind: 'joined' });
     this.#send(peer, { kind: 'joined' });
+  }
+
+  /**
+   * Joins a channel this node does not hold through the node that does:
+   * closes with 4404 if none does, as for an unknown address here, and with
+   * 1013 if the other nodes cannot be reached.
+   */
+  #tunnel(peer: Peer, tunnels: RelayTunnels, key: string, join: Uint8Array): void {
+    const state: PeerState & { kind: 'tunnelled' } = { kind: 'tunnelled', tunnel: undefined, early: [] };
+    peer.state = state;
+    peer.cancelTimeout();
+    peer.socket.pause(); // until the tunnel is open; what ws had read already waits in `early`
+    const toClient = (frame: Uint8Array) => {
+      if (peer.socket.readyState === WebSocket.OPEN) peer.socket.send(frame, () => undefined);
+    };
+    const closed = (code: number, reason: string) => {
+      state.tunnel = undefined; // the far end is gone: nothing to tell it
+      if (code === CLOSE_WITHOUT_HANDSHAKE) peer.socket.terminate();
+      else this.#end(peer, code as CloseCode, reason);
+    };
+    tunnels.connect(key, join, toClient, closed).then(
+      (tunnel) => {
+        if (tunnel === undefined) {
+          this.#end(peer, CloseCode.NO_SUCH_CHANNEL, 'no such channel');
+        } else if (peer.state !== state) {
+          tunnel.close(); // the socket closed while the tunnel opened
+        } else {
+          state.tunnel = tunnel;
+          for (const frame of state.early.splice(0)) tunnel.send(frame);
+          peer.socket.resume();
+        }
+      },
+      (error: unknown) => {
+        this.#deps.log.warn({ err: error }, 'a provisioning join could not reach the other nodes');
+        this.#end(peer, CloseCode.TRY_AGAIN_LATER, 'try again later');
+      },
+    );
   }
 
   #relay(from: Peer, channel: Channel, body: Uint8Array): void {
@@ -370,6 +463,7 @@ export class ProvisioningRelay {
   #end(peer: Peer, code: CloseCode, text: string): void {
     if (peer.state.kind === 'closed') return;
     const channel = this.#channelOf(peer);
+    if (peer.state.kind === 'tunnelled') peer.state.tunnel?.close();
     peer.state = { kind: 'closed' };
     peer.cancelTimeout();
     peer.held = false;
@@ -381,6 +475,7 @@ export class ProvisioningRelay {
 
   #onClose(peer: Peer): void {
     const channel = this.#channelOf(peer);
+    if (peer.state.kind === 'tunnelled') peer.state.tunnel?.close();
     peer.state = { kind: 'closed' };
     peer.cancelTimeout();
     this.#peers.delete(peer);
@@ -408,6 +503,7 @@ export class ProvisioningRelay {
   #remove(channel: Channel): boolean {
     if (this.#channels.get(channel.key) !== channel) return false;
     this.#channels.delete(channel.key);
+    this.#deps.tunnels?.withdraw(channel.key);
     channel.cancelExpiry();
     return true;
   }
