@@ -116,16 +116,20 @@ export const part: Part = async ({ quick, argv }) => {
     measured.push([config, await measure(config, driver, rounds, timing)]);
   }
 
+  // The peer every row is divided by: the single SQLite node, measured first in this run.
+  const sqliteRate = median(measured[0]![1].map((r) => r.full.rate));
   const ms = (n: number) => n.toFixed(1);
   const cpu = (n: number) => n.toFixed(3);
   const table: Table = {
     title: `${PAIRS} pairs × ${IN_FLIGHT} in flight, ${BODY_BYTES}-byte bodies; every envelope across nodes on 2 or more`,
-    header: ['servers', 'delivered/s', 'p50 ms', 'p99 ms', 'half-load p99 ms', 'CPU-s per 1k env, each node', 'all nodes'],
+    header: ['servers', 'delivered/s', '÷ SQLite, 1 node', 'p50 ms', 'p99 ms', 'half-load p99 ms', 'CPU-s per 1k env, each node', 'all nodes'],
     rows: measured.map(([config, results]) => {
       const perNode = Array.from({ length: config.nodes }, (_, i) => median(results.map((r) => r.cpuPer1k[i]!)));
+      const rate = median(results.map((r) => r.full.rate));
       return [
         config.label,
-        Math.round(median(results.map((r) => r.full.rate))).toLocaleString('en'),
+        Math.round(rate).toLocaleString('en'),
+        `${(rate / sqliteRate).toFixed(2)}×`,
         ms(median(results.map((r) => r.full.p50))),
         ms(median(results.map((r) => r.full.p99))),
         ms(median(results.map((r) => r.half.p99))),
