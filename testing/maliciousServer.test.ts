@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { isClientError, type ParleyClient } from '@parley/client';
 import { createNodeProvider } from '@parley/crypto/node';
-import { generateIdentityKeyPair, MessageType, type ClientFrame } from '@parley/protocol';
+import { decodePreKeySignalMessage, generateIdentityKeyPair, MessageType, type ClientFrame } from '@parley/protocol';
 
 import { Cast, eventually, Profile, texts, waitFor } from './clients.js';
 import {
@@ -29,6 +29,7 @@ import {
   replayEnvelope,
   rewriteEnvelope,
   swapIdentityKey,
+  tamperOneTimePreKeys,
 } from './misbehaviours.js';
 import { freshStorage, spawnServer, type ServerProcess, type Storage } from './server.js';
 
@@ -290,6 +291,40 @@ describe('identity keys', () => {
     evil.onHttpResponse(swapIdentityKey(bob.username, (await generateIdentityKeyPair(provider)).publicKey));
     const refused = await alice.sendText(bob.username, 'hi').catch((error: unknown) => error);
     expect(isClientError(refused, 'INVALID_DEVICE_LIST')).toBe(true);
+  });
+});
+
+describe('one-time prekeys', () => {
+  it('a one-time prekey served twice opens one session start, and the other sender gets through by resend, shown once (row 11)', async () => {
+    const bob = await person('bob');
+    const alice = await person('alice');
+    const carol = await person('carol');
+    const [fromAlice, fromCarol] = [sendLog(alice.username), sendLog(carol.username)];
+    evil.onHttpResponse(tamperOneTimePreKeys(bob.username, 'reuse'));
+    evil.onClientFrame(chain(fromAlice.hook, fromCarol.hook));
+    await deliver(alice, bob, 'from alice');
+    // Carol's session start names the prekey Alice's used up: Bob cannot open it, and asks Carol for it again.
+    await deliver(carol, bob, 'from carol');
+    const preKeyIdOf = (log: typeof fromAlice) => decodePreKeySignalMessage(log.to(bob.username)[0]!.messages[0]!.body).preKeyId;
+    expect(preKeyIdOf(fromCarol)).toBe(preKeyIdOf(fromAlice));
+    expect(preKeyIdOf(fromAlice)).toBeDefined();
+    await eventually('the failure recovered', async () => (await bob.undecryptableCount(0)) === 0);
+    expect(await texts(bob, alice.username)).toEqual(['from alice']);
+    expect(await texts(bob, carol.username)).toEqual(['from carol']);
+  });
+
+  it('one-time prekeys withheld, sessions start on the signed and Kyber prekeys alone (row 11)', async () => {
+    const bob = await person('bob');
+    const alice = await person('alice');
+    const fetched = sendLog();
+    evil.onHttpResponse(tamperOneTimePreKeys(bob.username, 'withhold'));
+    evil.onClientFrame(fetched.hook);
+    await deliver(alice, bob, 'no one-time key');
+    await deliver(bob, alice, 'answered');
+    const [start] = fetched.to(bob.username).flatMap((d) => d.messages);
+    expect(start!.type).toBe(MessageType.PreKey);
+    expect(decodePreKeySignalMessage(start!.body).preKeyId).toBeUndefined();
+    expect(await bob.undecryptableCount(0)).toBe(0);
   });
 });
 

@@ -253,3 +253,23 @@ export function deviceListHistory(username: string): { readonly record: HttpHook
     },
   };
 }
+
+/**
+ * Tampers with the one-time prekeys in `username`'s bundle answers: `reuse`
+ * serves the first one handed out to every later fetch as well (a server
+ * replaying a used key), `withhold` serves none (a server draining or hiding
+ * them). Signed and Kyber prekeys pass unchanged.
+ */
+export function tamperOneTimePreKeys(username: string, mode: 'reuse' | 'withhold'): HttpHook {
+  let first: BundleJson['preKey'];
+  return (exchange) => {
+    const answer = accountAnswer(exchange, username);
+    if (answer?.devices === undefined) return undefined;
+    const devices = answer.devices.map(({ preKey, ...device }) => {
+      if (mode === 'withhold') return device;
+      first ??= preKey;
+      return first === undefined ? device : { ...device, preKey: first };
+    });
+    return { ...answer, devices };
+  };
+}
