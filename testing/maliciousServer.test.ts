@@ -294,6 +294,26 @@ describe('identity keys', () => {
   });
 });
 
+describe('sending', () => {
+  it('a send the server could not store (UNAVAILABLE) goes again after a pause, and is shown once', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    await deliver(alice, bob, 'hello');
+    let refused = 0;
+    evil.onClientFrame((frame, connection) => {
+      if (frame.kind !== 'send' || connection.device?.username !== alice.username || refused === 2) return undefined;
+      refused++;
+      connection.toClient({ kind: 'refused', requestId: frame.requestId, code: 'UNAVAILABLE', message: 'the server could not store the send; try again', mismatches: [] });
+      return [];
+    });
+    const sent = await alice.sendText(bob.username, 'stored at the third try');
+    expect(refused).toBe(2);
+    expect(sent.status).toBe('sent');
+    await eventually('bob shows it', async () => (await texts(bob, alice.username)).includes('stored at the third try'));
+    expect(await texts(bob, alice.username)).toEqual(['hello', 'stored at the third try']);
+  });
+});
+
 describe('one-time prekeys', () => {
   it('a one-time prekey served twice opens one session start, and the other sender gets through by resend, shown once (row 11)', async () => {
     const bob = await person('bob');

@@ -29,6 +29,16 @@ export interface Recipient {
 const MAX_MISMATCH_RETRIES = 3;
 /** Sends lost with a dropped connection are tried again this many times (the transport reconnects in between). */
 const MAX_NETWORK_RETRIES = 20;
+/**
+ * A key or device list fetch that could not reach the server, or a send the
+ * server could not store just then (`UNAVAILABLE`), is tried again this many
+ * times, after pauses doubling from the first to the last (about 5 s in all:
+ * long enough for a server restart, short enough for someone waiting).
+ */
+const MAX_UNAVAILABLE_RETRIES = 6;
+const RETRY_PAUSE_MS = { first: 100, max: 2_000 } as const;
+
+const pause = (retry: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.min(RETRY_PAUSE_MS.max, RETRY_PAUSE_MS.first * 2 ** (retry - 1))));
 
 /** Thrown inside an attempt whose premises changed (a contact's new identity key): the send is encrypted again. */
 class StartOver extends Error {}
@@ -91,7 +101,13 @@ async function startSessions(ctx: Context, tx: Transaction, username: string, de
     const listed = list.devices.find((d) => d.deviceId === id);
     const device = answer.devices.find((d) => d.deviceId === id);
     if (listed === undefined || device === undefined || device.registrationId !== listed.registrationId) {
-      throw new ClientError('INVALID_DEVICE_LIST', `the server offered keys for ${username}'s device ${id}, which its signed device list does not hold`);
+      const problem =
+        listed === undefined
+          ? `offered keys for ${username}'s device ${id}, which its signed device list does not hold`
+          : device === undefined
+            ? `gave no keys for ${username}'s device ${id}, which its signed device list holds`
+            : `offered keys for ${username}'s device ${id} under another registration id than its signed device list gives`;
+      throw new ClientError('INVALID_DEVICE_LIST', `the server ${problem}`);
     }
     await processPreKeyBundle(ctx.provider, stores, { name: username, deviceId: id }, bundleOf(answer.identityKey, device), ctx.now());
     ctx.log.info('session.started', { address: `${username}.${id}`, oneTimePreKey: device.preKey !== undefined });
@@ -106,6 +122,7 @@ async function startSessions(ctx: Context, tx: Transaction, username: string, de
 export async function send(ctx: Context, recipients: readonly Recipient[]): Promise<number> {
   let mismatches = 0;
   let networkFailures = 0;
+  let unavailable = 0;
   let startedOver = 0;
   for (;;) {
     const after: (() => void)[] = [];
@@ -121,6 +138,10 @@ export async function send(ctx: Context, recipients: readonly Recipient[]): Prom
         }
       });
     } catch (error) {
+      if (isClientError(error, 'NETWORK') && ++unavailable <= MAX_UNAVAILABLE_RETRIES) {
+        await pause(unavailable); // a bundle or device list fetch: the server may be restarting
+        continue;
+      }
       if (!(error instanceof StartOver)) throw error;
       if (++startedOver <= MAX_MISMATCH_RETRIES) continue;
       throw new ClientError('BAD_RESPONSE', 'the server keeps serving different identity keys for the same account; nothing was sent');
@@ -138,6 +159,10 @@ export async function send(ctx: Context, recipients: readonly Recipient[]): Prom
       return answer.timestamp;
     }
     ctx.log.warn('send.refused', { code: answer.code, attempt: mismatches + 1 });
+    if (answer.code === 'UNAVAILABLE' && ++unavailable <= MAX_UNAVAILABLE_RETRIES) {
+      await pause(unavailable); // nothing was stored: the copies go again
+      continue;
+    }
     if (answer.code !== 'DEVICE_MISMATCH' || ++mismatches > MAX_MISMATCH_RETRIES) {
       throw new ClientError('SEND_REFUSED', `the server refused the message (${answer.code}): ${answer.message}`, { serverCode: answer.code });
     }
