@@ -16,7 +16,7 @@ import { ClientError } from './errors.js';
 import { closeChannel, createChannel, decodeProvision, encodeProvision, joinChannel, open, parseLinkCode, seal, type Channel } from './linking.js';
 import { saveContact } from './protocolStores.js';
 import { Transaction } from './store/kv.js';
-import { json, messageKey, parse, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
+import { decodeLinkedContacts, decodeLinkedHistory, json, messageKey, parse, type Contact, type LocalDevice, type StoredMessage } from './store/records.js';
 import type { WebSocketFactory } from './transport.js';
 
 /** What a newly linked device receives of the past. */
@@ -98,11 +98,12 @@ async function acceptProvision(platform: Platform, serverUrl: string, channel: C
   saveLocal(tx, local);
   storeSignedPreKey(tx, keys.signedPreKey);
   storeKyberPreKey(tx, keys.lastResort);
-  for (const contact of parse<Contact[]>(provision.contacts)) {
+  const [contacts, history] = [decodeLinkedContacts(provision.contacts), decodeLinkedHistory(provision.history)];
+  for (const contact of contacts) {
     // Trust carries over; device lists are fetched afresh, and sessions are this device's own to make.
     if (contact.username !== provision.username) saveContact(tx, { ...contact, deviceListVersion: 0, devices: [] });
   }
-  for (const message of parse<StoredMessage[]>(provision.history)) tx.put('message', messageKey(message), json(message));
+  for (const message of history) tx.put('message', messageKey(message), json(message));
   await tx.commit();
   relay.send({ kind: 'message', body: await seal(provider, key, address, 'to-existing-device', utf8(JSON.stringify({ deviceId: local.deviceId }))) });
   api.signInAs(local);

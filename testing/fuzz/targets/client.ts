@@ -2,7 +2,7 @@
  * Fuzz targets for what `@parley/client` decodes: message contents (from any
  * sender), group changes (signed by members, relayed by the server) and their
  * application to a roster, the provisioning payload and link codes of device
- * linking, and this device's own record as read back from its store. Each
+ * linking (with the contacts and history inside it), and this device's own record as read back from its store. Each
  * refuses with the error its doc comment names: ProtocolError for contents
  * and binary records, RosterError for group changes, ClientError for link codes.
  */
@@ -22,7 +22,7 @@ import {
   type SignedGroupChange,
 } from '../../../packages/client/src/groups/roster.js';
 import { decodeProvision, encodeProvision, formatLinkCode, parseLinkCode } from '../../../packages/client/src/linking.js';
-import { decodeLocalDevice, encodeLocalDevice } from '../../../packages/client/src/store/records.js';
+import { decodeLinkedContacts, decodeLinkedHistory, decodeLocalDevice, encodeLocalDevice } from '../../../packages/client/src/store/records.js';
 import { NOW } from '../../peers.js';
 import { once, type FuzzTarget, type Harness } from '../engine.js';
 
@@ -89,9 +89,18 @@ async function provision(): Promise<Uint8Array> {
     deviceId: 2,
     linkToken: text('a'.repeat(43)),
     deviceList,
-    contacts: text('[]'),
-    history: text('[]'),
+    contacts: text(JSON.stringify([{ username: 'bob', identityKey: 'BQ', verified: true, blocked: false, keyChanged: false, deviceListVersion: 3, devices: [{ deviceId: 1, registrationId: 9 }] }])),
+    history: text(
+      JSON.stringify([{ conversation: 'bob', direction: 'incoming', author: 'bob', authorDevice: 1, sentAt: NOW, storedAt: NOW + 1, kind: 'text', body: 'hi', status: 'read' }]),
+    ),
   });
+}
+
+/** A provisioning payload as the new device reads it: the payload, then the contacts and history inside it. */
+function decodeWholeProvision(input: Uint8Array): void {
+  const provision = decodeProvision(input);
+  decodeLinkedContacts(provision.contacts);
+  decodeLinkedHistory(provision.history);
 }
 
 const linkCodes = () =>
@@ -127,7 +136,7 @@ export const clientTargets: readonly FuzzTarget[] = [
   })),
   target('provision', 'provisioning payload', async () => ({
     seeds: [await provision()],
-    decode: decodeProvision,
+    decode: decodeWholeProvision,
     isTypedError: (error) => isProtocolError(error) || isClientError(error, 'BAD_RESPONSE'),
   })),
   target('link-code', 'link code', async () => ({

@@ -13,9 +13,11 @@
  *   contact    <username>                         Contact (JSON)
  *   message    <conversation>/<sent at>.<author>.<device>   StoredMessage (JSON)
  *   seen       <envelope id>                      (empty): envelopes already processed
- *   sent       <sent at>                          SentRecord (JSON): recent sends, for resending after a decryption error
+ *   sent       <stored at>.<to>.<sent at>         Content (JSON): recent sends, for resending after a decryption error
  */
 import { fromUtf8, ProtoWriter, readProto, requiredBytes, requiredUint32, requiredUint64, utf8, deserializeIdentityKeyPair, serializeIdentityKeyPair, type IdentityKeyPair } from '@parley/protocol';
+
+import { ClientError } from '../errors.js';
 
 /** This device: who it is, where its server is, and the counters of its keys. */
 export interface LocalDevice {
@@ -129,3 +131,49 @@ export const json = (value: unknown): Uint8Array => utf8(JSON.stringify(value));
 /** A JSON record this client wrote; the caller names its type. */
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the type is the caller's claim about its own record
 export const parse = <T>(bytes: Uint8Array): T => JSON.parse(fromUtf8(bytes, 'record')) as T;
+
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const isText = (v: unknown) => typeof v === 'string';
+const isOneOf = (values: readonly string[]) => (v: unknown) => typeof v === 'string' && values.includes(v);
+
+/** What a contact from the other device must hold; its devices are fetched afresh, so only trust is read. */
+const CONTACT_FIELDS: Readonly<Record<string, (v: unknown) => boolean>> = {
+  username: isText,
+  identityKey: isText,
+  verified: (v) => typeof v === 'boolean',
+  blocked: (v) => typeof v === 'boolean',
+  keyChanged: (v) => v === undefined || typeof v === 'boolean',
+};
+const MESSAGE_FIELDS: Readonly<Record<string, (v: unknown) => boolean>> = {
+  conversation: isText,
+  direction: isOneOf(['incoming', 'outgoing']),
+  author: isText,
+  authorDevice: isCount,
+  sentAt: isCount,
+  storedAt: isCount,
+  kind: isOneOf(['text', 'notice', 'unsupported']),
+  body: isText,
+  status: isOneOf(['sending', 'sent', 'delivered', 'read', 'failed', 'received']),
+};
+
+/**
+ * A JSON list another device sent while linking (contacts, history), each
+ * entry checked against `fields` before anything is stored.
+ * @throws ClientError `BAD_RESPONSE` for bytes that are not such a list.
+ */
+function decodeLinkedList<T>(bytes: Uint8Array, what: string, fields: Readonly<Record<string, (v: unknown) => boolean>>): T[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(fromUtf8(bytes, what));
+  } catch (error) {
+    throw new ClientError('BAD_RESPONSE', `the other device sent ${what} that are not JSON`, { cause: error });
+  }
+  const valid = (entry: unknown) => typeof entry === 'object' && entry !== null && Object.entries(fields).every(([name, check]) => check((entry as Record<string, unknown>)[name]));
+  if (!Array.isArray(value) || !value.every(valid)) throw new ClientError('BAD_RESPONSE', `the other device sent ${what} of the wrong shape`);
+  return value as T[];
+}
+
+/** The contacts of a provisioning payload. @throws ClientError `BAD_RESPONSE` */
+export const decodeLinkedContacts = (bytes: Uint8Array): Contact[] => decodeLinkedList(bytes, 'contacts', CONTACT_FIELDS);
+/** The history of a provisioning payload. @throws ClientError `BAD_RESPONSE` */
+export const decodeLinkedHistory = (bytes: Uint8Array): StoredMessage[] => decodeLinkedList(bytes, 'history', MESSAGE_FIELDS);
