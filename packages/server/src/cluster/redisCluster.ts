@@ -47,7 +47,6 @@ import type { Cluster, ClusterNode } from './cluster.js';
 import { RedisRateLimiter } from './redisRateLimit.js';
 import { RedisTunnels } from './redisTunnels.js';
 
-
 /** When and where a connection of a device opened: of two, the later one wins. */
 interface Claim {
   readonly at: number;
