@@ -101,6 +101,9 @@ export async function freshStorage(engine: EngineName): Promise<Storage> {
   };
 }
 
+/** How long a graceful stop may take before the process is killed: the server's own shutdown takes well under a second. */
+const STOP_TIMEOUT_MS = 15_000;
+
 export interface ServerProcess {
   readonly url: string;
   readonly wsUrl: string;
@@ -109,7 +112,7 @@ export interface ServerProcess {
   output(): string;
   /** Resolves with the exit code (or signal) once the process is gone. */
   readonly exited: Promise<number | NodeJS.Signals>;
-  /** SIGTERM and wait: a graceful shutdown. */
+  /** SIGTERM and wait: a graceful shutdown (SIGKILL after STOP_TIMEOUT_MS, and the exit says so). */
   stop(): Promise<number | NodeJS.Signals>;
   /** SIGKILL and wait: a crash. */
   kill(): Promise<number | NodeJS.Signals>;
@@ -155,13 +158,22 @@ export async function spawnServer(
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exited;
   };
+  /** A graceful stop that hangs is ended by SIGKILL, so that the caller sees 'SIGKILL' instead of waiting for ever. */
+  const stop = async () => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    try {
+      return await wait('SIGTERM');
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   return {
     url,
     wsUrl: `${url.replace(/^http/, 'ws')}/v1/websocket`,
     process: child,
     output: () => output,
     exited,
-    stop: () => wait('SIGTERM'),
+    stop,
     kill: () => wait('SIGKILL'),
   };
 }

@@ -36,6 +36,10 @@ const CRASHES: readonly CrashPlan[] = [
   { point: 'before-ack', nth: 6 },
 ];
 
+/** How long the stream may take to settle after the restart, and the whole test: each wait fails with its own message first. */
+const SETTLE_MS = 3 * WAIT_MS;
+const TEST_MS = SETTLE_MS + 4 * WAIT_MS;
+
 type Outcome = { readonly text: string; readonly sent: true } | { readonly text: string; readonly sent: false; readonly error: string };
 
 /** Sends `all` from `sender` to `peer`, `LANES` at a time, and resolves with what became of each. */
@@ -89,7 +93,7 @@ describe.each(engineCases)('crash points on $title', (engineCase) => {
       suite.server = await restart(suite.server, suite.storage);
 
       // The SDK retries a send whose connection died, once it is back: every text ends acknowledged.
-      const outcomes = await within(sending, 3 * WAIT_MS, 'every send to settle');
+      const outcomes = await within(sending, SETTLE_MS, 'every send to settle');
       expect(outcomes.filter((o) => !o.sent)).toEqual([]);
       const shown = async () => (await texts(bob, alice.username)).filter((text) => text.startsWith(`${plan.point} `));
       await eventually(`Bob shows all ${TEXTS} texts sent around the crash`, async () => new Set(await shown()).size === TEXTS);
@@ -100,7 +104,7 @@ describe.each(engineCases)('crash points on $title', (engineCase) => {
       for (const client of [alice, bob]) {
         await eventually(`${client.username} has nothing undecryptable`, async () => (await client.undecryptableCount(0)) === 0);
       }
-    });
+    }, TEST_MS);
   }
 });
 
