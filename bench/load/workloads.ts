@@ -17,7 +17,6 @@ import {
   decryptMessage,
   encodeClientFrame,
   encryptMessage,
-  limits,
   processPreKeyBundle,
   type MessageType,
 } from '@parley/protocol';
@@ -27,7 +26,7 @@ import { provider } from '../../testing/device.js';
 import type { Lane, Sink, Workload } from '../server/driver.js';
 import { SendFrames, splitFrames, TAG } from '../server/frames.js';
 import { scrape } from '../server/metrics.js';
-import { receive } from '../server/parley.js';
+import { ackInBatches, receive } from '../server/parley.js';
 import type { Account } from './accounts.js';
 
 /** Bytes of every message body (opaque) or plaintext (protocol): a stamp (time, lane) and filler. */
@@ -133,14 +132,7 @@ export function protocolWorkload(serverUrl: string, sockets: readonly WebSocket[
 
     // Decrypt in arrival order (the ratchet takes them in any order, but in order is the common case), then acknowledge.
     let decrypted: Promise<void> = Promise.resolve();
-    let ids: number[] = [];
-    const flush = () => {
-      for (let start = 0; start < ids.length; start += limits.MAX_ACKS_PER_FRAME) {
-        recipient.send(encodeClientFrame({ kind: 'ack', ids: ids.slice(start, start + limits.MAX_ACKS_PER_FRAME) }));
-      }
-      acks.pending -= ids.length;
-      ids = [];
-    };
+    const ack = ackInBatches(recipient, acks);
     recipient.on('message', (data: Buffer) => {
       for (const frame of decodeServerFrames(new Uint8Array(data))) {
         if (frame.kind !== 'envelope') {
@@ -154,8 +146,7 @@ export function protocolWorkload(serverUrl: string, sockets: readonly WebSocket[
           const stamp = Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
           if (stamp.readUInt32LE(8) !== lane) throw new Error(`recipient ${lane}: a message from another sender`);
           sink.delivered(stamp.readDoubleLE(0), performance.now());
-          if (ids.length === 0) setImmediate(flush);
-          ids.push(id);
+          ack(id);
         });
         decrypted.catch((error: unknown) => {
           sink.failed(error as Error);

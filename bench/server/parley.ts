@@ -39,7 +39,6 @@ export interface ParleyWorkload extends Workload {
   close(): Promise<void>;
 }
 
-
 /** A frame the workload did not expect, decoded for the error message. */
 const describe = (frame: Buffer) => JSON.stringify(decodeServerFrames(new Uint8Array(frame)), (_, v: unknown) => (v instanceof Uint8Array ? `${v.length} bytes` : v));
 
@@ -49,10 +48,12 @@ async function connect(wsUrl: string, device: TestDevice): Promise<WebSocket> {
   return openDrained(wsUrl, token, device.username, CONNECT_TIMEOUT_MS);
 }
 
-/** Receives, checks and acknowledges one pair's envelopes (its `message` listener is the socket's only one). */
-export function receive(socket: WebSocket, lane: number, bodyBytes: number, sink: Sink, acks: { pending: number }): void {
-  let lastId = 0;
-  let checked = false;
+/**
+ * A recipient's acknowledgements: the ids added in one turn of the event loop
+ * go out together, in frames of at most MAX_ACKS_PER_FRAME, and leave
+ * `acks.pending` (which the caller raised as each envelope came).
+ */
+export function ackInBatches(socket: WebSocket, acks: { pending: number }): (id: number) => void {
   let ids: number[] = [];
   const flush = () => {
     for (let start = 0; start < ids.length; start += limits.MAX_ACKS_PER_FRAME) {
@@ -61,6 +62,17 @@ export function receive(socket: WebSocket, lane: number, bodyBytes: number, sink
     acks.pending -= ids.length;
     ids = [];
   };
+  return (id) => {
+    if (ids.length === 0) setImmediate(flush);
+    ids.push(id);
+  };
+}
+
+/** Receives, checks and acknowledges one pair's envelopes (its `message` listener is the socket's only one). */
+export function receive(socket: WebSocket, lane: number, bodyBytes: number, sink: Sink, acks: { pending: number }): void {
+  let lastId = 0;
+  let checked = false;
+  const ack = ackInBatches(socket, acks);
   socket.on('message', (data: Buffer) => {
     const now = performance.now();
     if (!checked) {
@@ -81,9 +93,8 @@ export function receive(socket: WebSocket, lane: number, bodyBytes: number, sink
       if (id <= lastId || stamp.lane !== lane) sink.failed(new Error(`recipient ${lane}: envelope ${id} out of order or from another sender`));
       lastId = id;
       sink.delivered(stamp.sentAt, now);
-      if (ids.length === 0) setImmediate(flush);
-      ids.push(id);
       acks.pending++;
+      ack(id);
     }
   });
 }

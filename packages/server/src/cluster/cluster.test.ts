@@ -41,6 +41,26 @@ async function startNodes(storage: Storage, redis: string, count: number): Promi
 }
 
 /**
+ * `count` nodes on fresh PostgreSQL storage and the Redis at `redis()`,
+ * started before the enclosing suite's tests and stopped after them; the
+ * array is filled in place, so it can be handed out before they start.
+ */
+function useCluster(count: number, redis: () => string = () => redisUrl): ServerProcess[] {
+  const nodes: ServerProcess[] = [];
+  let storage: Storage | undefined;
+  beforeAll(async () => {
+    if (!available) return;
+    storage = await freshStorage('postgres');
+    nodes.push(...(await startNodes(storage, redis(), count)));
+  });
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await storage?.drop();
+  });
+  return nodes;
+}
+
+/**
  * Connects `device` to the first node that takes it, from `nodes` in turn,
  * as a client with a list of servers does (a killed node may not be known
  * dead yet: its port refuses). Throws after 10 s.
@@ -181,20 +201,9 @@ function notExactlyOnce(streams: readonly Stream[], inboxes: readonly Inbox[]): 
 
 describe(title, () => {
   describe('three nodes', () => {
-    let storage: Storage | undefined;
-    let nodes: ServerProcess[] = [];
+    const nodes = useCluster(3);
     let counter = 0;
     const name = (prefix: string) => `${prefix}_${++counter}`;
-
-    beforeAll(async () => {
-      if (!available) return;
-      storage = await freshStorage('postgres');
-      nodes = await startNodes(storage, redisUrl, 3);
-    });
-    afterAll(async () => {
-      await Promise.all(nodes.map((n) => n.stop()));
-      await storage?.drop();
-    });
 
     it.skipIf(!available)('delivers between every pair of nodes, live, to devices spread across them', async () => {
       // Three people per node; each sends one message to every other person, on their node or another.
@@ -339,18 +348,7 @@ describe(title, () => {
   });
 
   describe('a node killed in the middle of a stream', () => {
-    let storage: Storage | undefined;
-    let nodes: ServerProcess[] = [];
-
-    beforeAll(async () => {
-      if (!available) return;
-      storage = await freshStorage('postgres');
-      nodes = await startNodes(storage, redisUrl, 3);
-    });
-    afterAll(async () => {
-      await Promise.all(nodes.map((n) => n.stop()));
-      await storage?.drop();
-    });
+    const nodes = useCluster(3);
 
     it.skipIf(!available)('loses nothing: its clients move to the other nodes, and every acked message is shown exactly once', async () => {
       // Accounts are made through node 2, which stays up: HTTP is stateless, only the WebSockets are tied to a node.
@@ -379,21 +377,15 @@ describe(title, () => {
   });
 
   describe('Redis lost and back in the middle of a stream', () => {
-    let storage: Storage | undefined;
     let redis: PrivateRedis | undefined;
-    let nodes: ServerProcess[] = [];
-
+    // Hooks run as a stack: this Redis starts before the nodes and is killed after they stop.
     beforeAll(async () => {
-      if (!available) return;
-      storage = await freshStorage('postgres');
-      redis = await PrivateRedis.start();
-      nodes = await startNodes(storage, redis.url, 2);
+      if (available) redis = await PrivateRedis.start();
     });
     afterAll(async () => {
-      await Promise.all(nodes.map((n) => n.stop()));
       await redis?.kill();
-      await storage?.drop();
     });
+    const nodes = useCluster(2, () => redis!.url);
 
     const clusterState = async (node: ServerProcess) => (await http<{ cluster?: string }>(node.url, 'GET', '/healthz')).body.cluster;
 
