@@ -92,6 +92,11 @@ export class Logger {
     this.#sink = sink;
   }
 
+  /** Whether anything is logged: fields that cost work to build are built only then. */
+  get enabled(): boolean {
+    return this.#sink !== undefined;
+  }
+
   debug<K extends keyof LogEvents>(event: K, fields: LogEvents[K]): void {
     this.#write('debug', event, fields);
   }

@@ -237,7 +237,7 @@ export class Transport {
       socket.close(4400, 'undecodable frame');
       return;
     }
-    this.#log.debug('frames.received', { bytes: bytes.length, kinds: tally(frames.map((f) => f.kind)) });
+    if (this.#log.enabled) this.#log.debug('frames.received', { bytes: bytes.length, kinds: tally(frames.map((f) => f.kind)) });
     for (const frame of frames) {
       switch (frame.kind) {
         case 'ready':
